@@ -1,0 +1,9 @@
+"""Datasets, splits and batch streams."""
+from . import sources  # noqa: F401  (registers the built-in datasets)
+from .arrays import ArrayDataset, validate_dataset
+from .sources import load_dataset
+from .splits import Split, make_split
+from .streams import Batch, SemiSupervisedStream
+
+__all__ = ["ArrayDataset", "Batch", "SemiSupervisedStream", "Split", "load_dataset", "make_split",
+           "validate_dataset"]

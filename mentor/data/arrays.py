@@ -1,0 +1,96 @@
+"""In-memory datasets and the checks every dataset passes before training starts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass
+class ArrayDataset:
+    """Features and integer labels held in memory.
+
+    x_unlabeled holds extra examples without labels; they join the unlabeled pool.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    x_unlabeled: Optional[np.ndarray] = None
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+
+def _check_features(name: str, x: np.ndarray) -> None:
+    if x.ndim < 2:
+        raise DataError(f"{name} must have shape (n, features...), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{name} must be numeric, got dtype {x.dtype}")
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1) if len(x) else np.zeros(0, bool)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(
+            f"{name} has NaN or infinite values in {len(rows)} row(s), first at index {rows[0]}"
+        )
+
+
+def _check_labels(name: str, y: np.ndarray, n: int, num_classes: int) -> None:
+    if y.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array of class indices, got shape {y.shape}")
+    if len(y) != n:
+        raise DataError(f"{name} has {len(y)} labels but the features have {n} rows")
+    if len(y) == 0:
+        return
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
+            raise DataError(f"{name} must hold integer class indices, got dtype {y.dtype}")
+    lo, hi = y.min(), y.max()
+    if lo < 0 or hi >= num_classes:
+        raise DataError(
+            f"{name} has labels in [{int(lo)}, {int(hi)}] but classes must be 0..{num_classes - 1}"
+        )
+
+
+def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
+    """Raise DataError naming the first problem found; return the dataset with canonical dtypes."""
+    if ds.num_classes < 2:
+        raise DataError(f"dataset {ds.name!r} needs at least 2 classes, got {ds.num_classes}")
+    _check_features("x_train", ds.x_train)
+    _check_features("x_test", ds.x_test)
+    if len(ds.x_train) == 0:
+        raise DataError("x_train is empty")
+    if len(ds.x_test) == 0:
+        raise DataError("x_test is empty")
+    _check_labels("y_train", ds.y_train, len(ds.x_train), ds.num_classes)
+    _check_labels("y_test", ds.y_test, len(ds.x_test), ds.num_classes)
+    if ds.x_test.shape[1:] != ds.x_train.shape[1:]:
+        raise DataError(
+            f"x_test rows have shape {ds.x_test.shape[1:]} but x_train rows have {ds.x_train.shape[1:]}"
+        )
+    x_unlabeled = ds.x_unlabeled
+    if x_unlabeled is not None:
+        if len(x_unlabeled):
+            _check_features("x_unlabeled", x_unlabeled)
+            if x_unlabeled.shape[1:] != ds.x_train.shape[1:]:
+                raise DataError(
+                    f"x_unlabeled rows have shape {x_unlabeled.shape[1:]} "
+                    f"but x_train rows have {ds.x_train.shape[1:]}"
+                )
+        x_unlabeled = x_unlabeled.astype(np.float32, copy=False)
+    return ArrayDataset(
+        name=ds.name,
+        x_train=ds.x_train.astype(np.float32, copy=False),
+        y_train=ds.y_train.astype(np.int64, copy=False),
+        x_test=ds.x_test.astype(np.float32, copy=False),
+        y_test=ds.y_test.astype(np.int64, copy=False),
+        num_classes=int(ds.num_classes),
+        x_unlabeled=x_unlabeled,
+    )

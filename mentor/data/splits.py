@@ -1,0 +1,81 @@
+"""Seeded labeled / unlabeled splits. The indices are saved with every run."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import List
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass
+class Split:
+    """Indices into the training set. unlabeled may overlap labeled (the papers' default pool)."""
+
+    labeled: List[int]
+    unlabeled: List[int]
+    seed: int
+    protocol: str
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(asdict(self), f)
+
+    @classmethod
+    def load(cls, path: str) -> "Split":
+        with open(path) as f:
+            return cls(**json.load(f))
+
+
+def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, seed: int) -> np.ndarray:
+    """num_labeled // C examples of every class, drawn with their own seed.
+
+    When num_labeled is not a multiple of C, the remainder goes to randomly chosen classes
+    (one extra each), so the split is as balanced as it can be.
+    """
+    if num_labeled < num_classes:
+        raise DataError(
+            f"--num-labeled {num_labeled} leaves some of the {num_classes} classes with no labeled "
+            f"example; ask for at least {num_classes}"
+        )
+    if num_labeled > len(y):
+        raise DataError(f"--num-labeled {num_labeled} exceeds the {len(y)} training examples")
+    rng = np.random.default_rng(seed)
+    per_class = np.full(num_classes, num_labeled // num_classes)
+    per_class[rng.choice(num_classes, num_labeled % num_classes, replace=False)] += 1
+    chosen = []
+    for c in range(num_classes):
+        members = np.flatnonzero(y == c)
+        if len(members) == 0:
+            raise DataError(f"class {c} has no training example, so it can get no labeled example")
+        if len(members) < per_class[c]:
+            raise DataError(
+                f"class {c} has {len(members)} training examples but the balanced split of "
+                f"{num_labeled} labels needs {per_class[c]}"
+            )
+        chosen.append(rng.choice(members, per_class[c], replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: int,
+               unlabeled_pool: str = "all", extra_unlabeled: int = 0) -> Split:
+    """Labeled indices by the balanced protocol; the unlabeled pool is every training example
+    ("all", as in the papers) or the ones left over ("rest"). Indices >= len(y_train) refer to
+    the dataset's extra unlabeled examples."""
+    labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed)
+    n = len(y_train)
+    if unlabeled_pool == "all":
+        pool = np.arange(n)
+    elif unlabeled_pool == "rest":
+        pool = np.setdiff1d(np.arange(n), labeled)
+    else:
+        raise DataError(f"unknown unlabeled pool {unlabeled_pool!r}; choose 'all' or 'rest'")
+    pool = np.concatenate([pool, n + np.arange(extra_unlabeled)])
+    if len(pool) == 0:
+        raise DataError(
+            "the unlabeled set is empty: every training example is labeled and no extra "
+            "unlabeled data was given; use --unlabeled-pool all or add x_unlabeled"
+        )
+    return Split(labeled.tolist(), pool.astype(int).tolist(), seed, "balanced")

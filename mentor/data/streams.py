@@ -1,0 +1,81 @@
+"""Labeled and unlabeled batch streams: seeded, shuffled epochs, resumable from a state dict."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+
+@dataclass
+class Batch:
+    """One training step's data. x_u_strong is present when the stream makes an augmented view."""
+
+    x_l: torch.Tensor
+    y_l: torch.Tensor
+    x_u: torch.Tensor
+    x_u_strong: Optional[torch.Tensor] = None
+    idx_u: Optional[torch.Tensor] = None  # positions in the unlabeled pool, for per-sample state
+
+
+class IndexStream:
+    """Endless batches of indices in 0..n-1: a fresh permutation per epoch, no index repeated
+    within an epoch. A batch size >= n gives the whole set (shuffled) every step."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n = n
+        self.batch_size = min(batch_size, n)
+        self.generator = generator
+        self._perm = torch.randperm(n, generator=generator)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self._pos + self.batch_size > self.n:
+            self._perm = torch.randperm(self.n, generator=self.generator)
+            self._pos = 0
+        out = self._perm[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return out
+
+    def state_dict(self) -> dict:
+        return {"perm": self._perm.clone(), "pos": self._pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._perm = state["perm"].clone()
+        self._pos = int(state["pos"])
+
+
+class SemiSupervisedStream:
+    """Draws (labeled batch, unlabeled batch[, strong view]) for each step from data held on one device."""
+
+    def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
+                 batch_size: int, unlabeled_batch_size: int, seed: int,
+                 strong_view: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None):
+        self.x_l, self.y_l, self.x_u = x_l, y_l, x_u
+        self.strong_view = strong_view
+        # One generator for index order, one for augmentation noise: both seeded, both saved.
+        self.index_generator = torch.Generator().manual_seed(seed)
+        self.view_generator = torch.Generator(device=x_u.device).manual_seed(seed + 1)
+        self.labeled = IndexStream(len(x_l), batch_size, self.index_generator)
+        self.unlabeled = IndexStream(len(x_u), unlabeled_batch_size, self.index_generator)
+
+    def next(self) -> Batch:
+        il = self.labeled.next().to(self.x_l.device)
+        iu = self.unlabeled.next().to(self.x_u.device)
+        x_u = self.x_u[iu]
+        strong = self.strong_view(x_u, self.view_generator) if self.strong_view else None
+        return Batch(self.x_l[il], self.y_l[il], x_u, strong, iu)
+
+    def state_dict(self) -> dict:
+        return {
+            "index_generator": self.index_generator.get_state(),
+            "view_generator": self.view_generator.get_state(),
+            "labeled": self.labeled.state_dict(),
+            "unlabeled": self.unlabeled.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.index_generator.set_state(state["index_generator"])
+        self.view_generator.set_state(state["view_generator"])
+        self.labeled.load_state_dict(state["labeled"])
+        self.unlabeled.load_state_dict(state["unlabeled"])

@@ -1,0 +1,37 @@
+"""Loss functions shared by the methods. Pure functions of tensors."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """CE(target, softmax(logits)) for target distributions of shape (B, C)."""
+    per_sample = -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    if reduction == "none":
+        return per_sample
+    return per_sample.mean() if reduction == "mean" else per_sample.sum()
+
+
+def uda_consistency(logits_weak: torch.Tensor, logits_strong: torch.Tensor, temperature: float,
+                    threshold: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """UDA's unsupervised term (REFERENCES.md, "FixMatch and UDA"; MPL Algorithm 1).
+
+    q = stopgrad(softmax(logits_weak / temperature)); examples whose max q is below the
+    threshold are masked out; loss = mean over the whole batch of mask * CE(q, strong).
+    Returns (loss, fraction of the batch kept).
+    """
+    with torch.no_grad():
+        q = F.softmax(logits_weak.float() / temperature, dim=-1)
+        mask = (q.max(dim=-1).values >= threshold).float()
+    loss = (soft_cross_entropy(logits_strong.float(), q, reduction="none") * mask).mean()
+    return loss, mask.mean()
+
+
+def linear_ramp(step: int, ramp_steps: int) -> float:
+    """0 -> 1 linearly over ramp_steps (1 at once when ramp_steps is 0)."""
+    if ramp_steps <= 0:
+        return 1.0
+    return min(1.0, step / ramp_steps)

@@ -1,0 +1,15 @@
+"""Semi-supervised methods, one file each, registered by name."""
+from ..registry import METHODS
+from . import meta_pseudo_labels, pseudo_label, supervised  # noqa: F401  (registration)
+from .base import Method, StepOutput
+
+
+def list_methods():
+    return METHODS.names()
+
+
+def create_method(name, model_factory, num_classes, seed=0, **hparams) -> Method:
+    return METHODS.get(name).create(model_factory, num_classes, seed=seed, **hparams)
+
+
+__all__ = ["Method", "StepOutput", "create_method", "list_methods"]

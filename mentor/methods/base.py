@@ -1,0 +1,147 @@
+"""The Method base class: what a semi-supervised method is to the trainer.
+
+A method owns its models and optimizers and knows its rule; the trainer owns the loop,
+schedules, EMA, evaluation, checkpoints and logging and never names a method.
+
+Single-model methods implement ``loss(batch) -> StepOutput``; the default ``step`` does
+backward and the optimizer update. Methods with several models or optimizers (Meta Pseudo
+Labels, the Pseudo-Label baseline) override ``step`` openly.
+
+Contract used by the conformance tests:
+- ``uses_unlabeled`` says whether unlabeled data changes the update (False only for supervised);
+- a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
+- all randomness comes from the global torch RNG (seeded by the trainer) or from
+  ``self.generator`` (saved in the state dict).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List
+
+import torch
+from torch import nn
+
+from ..data.streams import Batch
+from ..errors import CheckpointError, ConfigError
+
+ModelFactory = Callable[[], nn.Module]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]  # (params, lr=None) -> optimizer
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logs: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Method:
+    name: str = "method"
+    uses_unlabeled: bool = True
+
+    def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
+        self.num_classes = num_classes
+        self.models = nn.ModuleDict()
+        self.optimizers: Dict[str, torch.optim.Optimizer] = {}
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step_index = 0
+        self.total_steps = 0
+
+    # --- hyper-parameters ---------------------------------------------------------------
+    @classmethod
+    def create(cls, model_factory: ModelFactory, num_classes: int, seed: int = 0, **hparams) -> "Method":
+        """Build the method, turning an unknown hyper-parameter into an error that lists the valid ones."""
+        valid = cls.hparam_names()
+        unknown = sorted(set(hparams) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"method {cls.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(valid) or '(none)'}"
+            )
+        method = cls(model_factory, num_classes, seed=seed, **hparams)
+        method.hparams = {name: getattr(method, name) for name in valid}
+        return method
+
+    @classmethod
+    def hparam_names(cls) -> List[str]:
+        params = inspect.signature(cls.__init__).parameters
+        return [n for n in params if n not in ("self", "model_factory", "num_classes", "seed")]
+
+    # --- training -----------------------------------------------------------------------
+    def configure_optimizers(self, make_optimizer: OptimizerFactory) -> None:
+        """Default: one optimizer over the one model."""
+        self.optimizers["model"] = make_optimizer(self.models["model"].parameters())
+
+    def scheduled_optimizers(self) -> Dict[str, torch.optim.Optimizer]:
+        """The optimizers whose learning rate follows the trainer's schedule (default: all)."""
+        return dict(self.optimizers)
+
+    def setup(self, total_steps: int) -> None:
+        """Told once before training how many steps the run has (for phases and ramps)."""
+        self.total_steps = total_steps
+
+    def loss(self, batch: Batch) -> StepOutput:
+        raise NotImplementedError(f"{type(self).__name__} must implement loss() or override step()")
+
+    def step(self, batch: Batch) -> Dict[str, float]:
+        optimizer = self.optimizers["model"]
+        self.train()
+        out = self.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        self.step_index += 1
+        return {"loss": out.loss.detach(), **{k: v.detach() for k, v in out.logs.items()}}
+
+    def eval_model(self) -> nn.Module:
+        """The model that is evaluated and returned at the end."""
+        return self.models["model"]
+
+    def train(self) -> None:
+        self.models.train()
+
+    def to(self, device) -> "Method":
+        self.models.to(device)
+        return self
+
+    # --- state --------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        """Method-specific state beyond models and optimizers (override and extend)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {
+            "models": self.models.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "generator": self.generator.get_state(),
+            "step_index": self.step_index,
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.models.load_state_dict(state["models"])
+            if set(state["optimizers"]) != set(self.optimizers):
+                raise KeyError(f"optimizers {sorted(state['optimizers'])} vs {sorted(self.optimizers)}")
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            self.generator.set_state(state["generator"])
+            self.step_index = int(state["step_index"])
+            self.load_extra_state(state["extra"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint does not match method {self.name!r}: {exc}") from None
+
+
+def sgd_update_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate of the optimizer's first group (the student's eta_S in MPL)."""
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+

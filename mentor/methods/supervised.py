@@ -1,0 +1,23 @@
+"""Supervised baseline: cross-entropy on the labeled batch only (MPL Figure 2, left panel)."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from ..registry import METHODS
+from .base import Method, StepOutput
+
+
+@METHODS.register("supervised")
+class Supervised(Method):
+    name = "supervised"
+    uses_unlabeled = False
+
+    def __init__(self, model_factory, num_classes, seed=0, label_smoothing: float = 0.0):
+        super().__init__(model_factory, num_classes, seed)
+        self.label_smoothing = label_smoothing
+        self.models["model"] = model_factory()
+
+    def loss(self, batch):
+        logits = self.models["model"](batch.x_l)
+        loss = F.cross_entropy(logits, batch.y_l, label_smoothing=self.label_smoothing)
+        return StepOutput(loss, {"loss_l": loss.detach()})

@@ -1,0 +1,64 @@
+"""Fully connected classifier with configurable widths, activation and initialisation."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import MODELS
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
+               "leaky_relu": lambda: nn.LeakyReLU(0.1)}
+
+
+def _parse_init(init: str):
+    """'default' (PyTorch's) or 'uniform:A' for U(-A, A) on weights and biases (MPL section 3.1)."""
+    if init == "default":
+        return None
+    if init.startswith("uniform:"):
+        try:
+            bound = float(init.split(":", 1)[1])
+        except ValueError:
+            bound = math.nan
+        if not bound > 0:
+            raise ConfigError(f"init {init!r}: the bound after 'uniform:' must be a positive number")
+        return bound
+    raise ConfigError(f"unknown init {init!r}; use 'default' or 'uniform:A'")
+
+
+@MODELS.register("mlp")
+class MLP(nn.Module):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (64, 64),
+                 activation: str = "relu", init: str = "default", dropout: float = 0.0):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        in_features = int(math.prod(input_shape))
+        layers = [nn.Flatten()]
+        for width in hidden:
+            layers += [nn.Linear(in_features, int(width)), ACTIVATIONS[activation]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            in_features = int(width)
+        layers.append(nn.Linear(in_features, num_classes))
+        self.net = nn.Sequential(*layers)
+        bound = _parse_init(init)
+        if bound is not None:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def create_model(name: str, input_shape: Sequence[int], num_classes: int, **options) -> nn.Module:
+    try:
+        return MODELS.get(name)(input_shape, num_classes, **options)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from None

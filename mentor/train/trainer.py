@@ -1,0 +1,283 @@
+"""The step-based trainer: data, optimizers, schedule, EMA, evaluation, checkpoints, logs.
+
+It never names a method: everything method-specific happens in ``Method.step``.
+Files in the run folder (when ``config.out`` is set):
+  config.json    every setting          split.json     labeled / unlabeled indices and seed
+  metrics.jsonl  one line per evaluation checkpoint.pt  latest state, written atomically
+  summary.json   final figures and every hyper-parameter
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import warnings
+from functools import partial
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ..augment import GaussianNoise
+from ..data import ArrayDataset, SemiSupervisedStream, Split, load_dataset, make_split, validate_dataset
+from ..errors import CheckpointError, ConfigError
+from ..methods import Method, create_method
+from ..models import create_model
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RESUME_FREE, TrainConfig
+from .schedule import lr_multiplier
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None) -> torch.optim.Optimizer:
+    lr = config.lr if lr is None else lr
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                           nesterov=config.optimizer == "nesterov" and config.momentum > 0)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> Dict[str, float]:
+    """Accuracy and mean cross-entropy of model on (x, y), in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size]).float()
+        target = y[start:start + batch_size]
+        correct += int((logits.argmax(-1) == target).sum())
+        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+    model.train(was_training)
+    return {"accuracy": correct / len(x), "loss": loss / len(x)}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains one method on one dataset. ``dataset`` overrides ``config.dataset`` (for arrays
+    built in Python); ``eval_data`` overrides the test split (e.g. a transductive evaluation)."""
+
+    def __init__(self, config: TrainConfig, dataset: Optional[ArrayDataset] = None,
+                 eval_data: Optional[Tuple[np.ndarray, np.ndarray]] = None):
+        self.config = config.validate()
+        self.device = resolve_device(config.device)
+        if dataset is None:
+            dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
+        else:
+            dataset = validate_dataset(dataset)
+        self.dataset = dataset
+        extra = 0 if dataset.x_unlabeled is None else len(dataset.x_unlabeled)
+        self.split = make_split(dataset.y_train, config.num_labeled, dataset.num_classes,
+                                config.resolved_split_seed, config.unlabeled_pool, extra)
+        x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
+        self.x_eval = torch.as_tensor(np.asarray(x_eval, dtype=np.float32), device=self.device)
+        self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
+
+        seed_everything(config.seed)
+        model_factory = partial(create_model, config.model, dataset.input_shape, dataset.num_classes,
+                                **config.model_options)
+        self.method: Method = create_method(config.method, model_factory, dataset.num_classes,
+                                            seed=config.seed, **config.method_options).to(self.device)
+        self.method.configure_optimizers(partial(make_optimizer, config))
+        self.method.setup(config.steps)
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(
+                opt, partial(lr_multiplier, total_steps=config.steps, schedule=config.schedule,
+                             warmup_steps=config.warmup_steps))
+            for name, opt in self.method.scheduled_optimizers().items()
+        }
+        self.ema = None
+        if config.ema_decay is not None:
+            self.ema = AveragedModel(self.method.eval_model(), multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                                     use_buffers=True)
+        self.stream = self._make_stream()
+        self.step = 0
+        self.elapsed = 0.0
+
+    def _make_stream(self) -> SemiSupervisedStream:
+        ds, split, cfg = self.dataset, self.split, self.config
+        pool = ds.x_train if ds.x_unlabeled is None else np.concatenate([ds.x_train, ds.x_unlabeled])
+        as_tensor = partial(torch.as_tensor, device=self.device)
+        strong = GaussianNoise(cfg.strong_noise) if cfg.strong_noise else None
+        return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(ds.y_train[split.labeled]),
+                                    as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
+                                    seed=cfg.seed, strong_view=strong)
+
+    # --- files --------------------------------------------------------------------------
+    def _path(self, name: str) -> str:
+        return os.path.join(self.config.out, name)
+
+    def _state(self) -> dict:
+        return {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "config": self.config.to_dict(),
+            "split_labeled": torch.tensor(self.split.labeled),
+            "method": self.method.state_dict(),
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "stream": self.stream.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def _restore(self, state: dict) -> None:
+        saved = {k: v for k, v in state["config"].items() if k not in RESUME_FREE}
+        now = {k: v for k, v in self.config.to_dict().items() if k not in RESUME_FREE}
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if diff:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} in checkpoint vs {now.get(k)!r} now" for k in diff)
+            raise CheckpointError(f"the checkpoint belongs to a different run ({detail})")
+        if state["split_labeled"].tolist() != self.split.labeled:
+            raise CheckpointError("the checkpoint's labeled split differs from this run's (data changed?)")
+        try:
+            self.method.load_state_dict(state["method"])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.stream.load_state_dict(state["stream"])
+        except (KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint does not match this run: {exc}") from None
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+
+    def _prepare_out(self, resume: bool) -> None:
+        out = self.config.out
+        if out is None:
+            if resume:
+                raise ConfigError("--resume needs --out, the folder of the run to continue")
+            return
+        os.makedirs(out, exist_ok=True)
+        has_checkpoint = os.path.exists(self._path(CHECKPOINT))
+        if resume:
+            if not has_checkpoint:
+                raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {out}")
+            self._restore(load_checkpoint(self._path(CHECKPOINT), map_location=self.device))
+            self._truncate_metrics()
+            return
+        if has_checkpoint or os.path.exists(self._path("metrics.jsonl")):
+            raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        with open(self._path("config.json"), "w") as f:
+            json.dump(self.config.to_dict(), f, indent=2)
+        self.split.save(self._path("split.json"))
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines written after the checkpoint (a kill between the two writes)."""
+        path = self._path("metrics.jsonl")
+        if not os.path.exists(path):
+            return
+        with open(path) as f:
+            lines = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
+        with open(path, "w") as f:
+            f.writelines(lines)
+
+    # --- the loop -----------------------------------------------------------------------
+    def evaluate(self) -> Dict[str, float]:
+        result = {f"test_{k}": v for k, v in evaluate(self.method.eval_model(), self.x_eval, self.y_eval).items()}
+        if self.ema is not None:
+            result.update({f"ema_test_{k}": v for k, v in evaluate(self.ema.module, self.x_eval, self.y_eval).items()})
+        return result
+
+    def fit(self, resume: bool = False) -> dict:
+        self._prepare_out(resume)
+        cfg = self.config
+        sums: Dict[str, torch.Tensor] = {}
+        count = 0
+        last: Dict[str, float] = {}
+        start_step = self.step
+        started = time.perf_counter()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=cfg.method, leave=False)
+        while self.step < cfg.steps:
+            logs = self.method.step(self.stream.next())
+            with warnings.catch_warnings():
+                # A phase may leave an optimizer idle (the Pseudo-Label student early on);
+                # its schedule still advances with the step count, which is what we want.
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                for s in self.schedulers.values():
+                    s.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.method.eval_model())
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + torch.as_tensor(v, dtype=torch.float32).detach()
+            count += 1
+            self.step += 1
+            bar.update(1)
+            at_eval = cfg.eval_every and self.step % cfg.eval_every == 0
+            if at_eval or self.step == cfg.steps:
+                train_logs = {k: float(v) / count for k, v in sums.items()}
+                sums, count = {}, 0
+                self.elapsed += time.perf_counter() - started
+                started = time.perf_counter()
+                last = {"step": self.step, **self.evaluate(), "train": train_logs,
+                        "lr": {k: s.get_last_lr()[0] for k, s in self.schedulers.items()},
+                        "elapsed_s": round(self.elapsed, 3)}
+                bar.set_postfix(acc=f"{last['test_accuracy']:.3f}", loss=f"{train_logs.get('loss', 0.0):.3f}")
+                if cfg.out is not None:
+                    with open(self._path("metrics.jsonl"), "a") as f:
+                        f.write(json.dumps(last) + "\n")
+                    save_checkpoint(self._state(), self._path(CHECKPOINT))
+        bar.close()
+        if not last:  # resumed a finished run: report its final state
+            last = {"step": self.step, **self.evaluate()}
+        return self._summarise(last, self.step - start_step)
+
+    def _summarise(self, last: dict, steps_this_process: int) -> dict:
+        summary = {
+            "method": self.config.method,
+            "dataset": self.dataset.name,
+            "final_test_accuracy": last["test_accuracy"],
+            "final_test_loss": last["test_loss"],
+            "steps": self.step,
+            "wall_seconds": round(self.elapsed, 3),
+            "seconds_per_step": self.elapsed / max(1, self.step),
+            "num_labeled": len(self.split.labeled),
+            "num_unlabeled": len(self.split.unlabeled),
+            "device": str(self.device),
+            "method_hparams": self.method.hparams,
+            "config": self.config.to_dict(),
+        }
+        if "ema_test_accuracy" in last:
+            summary["final_ema_test_accuracy"] = last["ema_test_accuracy"]
+        if self.config.out is not None:
+            summary["split_file"] = "split.json"
+            with open(self._path("summary.json"), "w") as f:
+                json.dump(summary, f, indent=2)
+        return summary
+
+
+def train(config: TrainConfig, resume: bool = False, **kwargs) -> dict:
+    """Run one training job; returns the summary dict (also written to OUT/summary.json)."""
+    return Trainer(config, **kwargs).fit(resume=resume)
+
+
+def load_run(out: str, device: str = "auto") -> Trainer:
+    """Rebuild the trainer of a finished or interrupted run from its folder, state restored."""
+    path = os.path.join(out, CHECKPOINT)
+    state = load_checkpoint(path, map_location=resolve_device(device))
+    config = TrainConfig.from_dict({**state["config"], "out": out, "device": device, "progress": False})
+    trainer = Trainer(config)
+    trainer._restore(state)
+    return trainer
+
+
+__all__ = ["Trainer", "TrainConfig", "evaluate", "load_run", "train", "Split"]
