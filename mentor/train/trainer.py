@@ -270,12 +270,13 @@ def train(config: TrainConfig, resume: bool = False, **kwargs) -> dict:
     return Trainer(config, **kwargs).fit(resume=resume)
 
 
-def load_run(out: str, device: str = "auto") -> Trainer:
-    """Rebuild the trainer of a finished or interrupted run from its folder, state restored."""
+def load_run(out: str, device: str = "auto", dataset: Optional[ArrayDataset] = None) -> Trainer:
+    """Rebuild the trainer of a finished or interrupted run from its folder, state restored.
+    Runs trained on in-memory arrays need the same ``dataset`` passed again."""
     path = os.path.join(out, CHECKPOINT)
     state = load_checkpoint(path, map_location=resolve_device(device))
     config = TrainConfig.from_dict({**state["config"], "out": out, "device": device, "progress": False})
-    trainer = Trainer(config)
+    trainer = Trainer(config, dataset=dataset)
     trainer._restore(state)
     return trainer
 

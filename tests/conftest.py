@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import torch
+
+from mentor.data import ArrayDataset
+from mentor.train import TrainConfig
+
+
+def blobs(n_train=60, n_test=30, n_extra=40, classes=3, dim=4, seed=0):
+    """A tiny, separable problem: Gaussian blobs, plus extra unlabeled rows."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (classes, dim))
+
+    def draw(n):
+        y = np.arange(n) % classes
+        return (centers[y] + rng.normal(0, 1, (n, dim))).astype(np.float32), y
+
+    x, y = draw(n_train)
+    xt, yt = draw(n_test)
+    xu, _ = draw(n_extra)
+    return ArrayDataset("blobs", x, y, xt, yt, classes, x_unlabeled=xu)
+
+
+@pytest.fixture
+def tiny_dataset():
+    return blobs()
+
+
+def tiny_config(method, out=None, **overrides):
+    base = dict(method=method, num_labeled=9, model="mlp", model_options={"hidden": [8]}, steps=6,
+                batch_size=6, unlabeled_batch_size=16, lr=0.05, momentum=0.9, eval_every=3,
+                strong_noise=0.2, seed=0, device="cpu", out=out, progress=False,
+                unlabeled_pool="rest")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    torch.set_num_threads(1)
