@@ -22,13 +22,15 @@ from mentor.experiments.two_moons import TwoMoonSettings, run_many, summarise, w
 MPL = "meta_pseudo_labels"
 
 
-def variants(base: TwoMoonSettings):
-    """name -> (method, settings)."""
+def variants(base: TwoMoonSettings, demo: TwoMoonSettings):
+    """name -> (method, settings). The "demo settings" rows use `mentor demo`'s defaults
+    (unlabeled minibatch 256, MPL student after half the steps) with --steps and --noise."""
     mpl = lambda **kw: with_overrides(base, mpl={"labels": "sample", "feedback": "dot", **kw})  # noqa: E731
     return {
         "supervised": ("supervised", base),
         "pseudo_label (argmax)": ("pseudo_label", base),
         "pseudo_label (sampled)": ("pseudo_label", with_overrides(base, pseudo_label={"labels": "sample"})),
+        "mpl sample, no feedback (control)": (MPL, mpl(feedback="none")),
         "mpl sample dot": (MPL, mpl()),
         "mpl sample cosine": (MPL, mpl(feedback="cosine")),
         "mpl sample loss_diff": (MPL, mpl(feedback="loss_diff")),
@@ -42,7 +44,12 @@ def variants(base: TwoMoonSettings):
         "mpl soft dot, no teacher CE": (MPL, mpl(labels="soft", supervised_weight=0.0)),
         "mpl sample cosine + UDA": (MPL, with_overrides(mpl(feedback="cosine"), strong_noise=0.1)),
         "mpl sample dot + UDA": (MPL, with_overrides(mpl(), strong_noise=0.1)),
+        "mpl sample, no feedback + UDA (control)": (MPL, with_overrides(mpl(feedback="none"), strong_noise=0.1)),
         "mpl sample cosine, minibatch 64": (MPL, with_overrides(mpl(feedback="cosine"), unlabeled_batch_size=64)),
+        "demo settings: supervised": ("supervised", demo),
+        "demo settings: pseudo_label": ("pseudo_label", demo),
+        "demo settings: mpl": (MPL, demo),
+        "demo settings: mpl cosine": (MPL, with_overrides(demo, mpl={"labels": "sample", "feedback": "cosine"})),
     }
 
 
@@ -53,15 +60,16 @@ def main():
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--noise", type=float, default=0.1)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--only", nargs="*", help="variant names (substring match)")
+    p.add_argument("--only", nargs="*", help="variant names, exactly as in the table")
     p.add_argument("--results", default=os.path.join(os.path.dirname(__file__), "results", "two_moons_ablation.jsonl"))
     args = p.parse_args()
-    base = TwoMoonSettings(steps=args.steps, noise=args.noise)
+    # The ablation's base: full-batch unlabeled data, student from step 0 (Algorithm 1 as written).
+    base = TwoMoonSettings(steps=args.steps, noise=args.noise, unlabeled_batch_size=2000, mpl_student_wait=0.0)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
     print(f"| variant | steps | noise | success | mean acc | seconds |\n|---|---|---|---|---|---|")
-    for name, (method, settings) in variants(base).items():
-        if args.only and not any(o in name for o in args.only):
+    for name, (method, settings) in variants(base, TwoMoonSettings(steps=args.steps, noise=args.noise)).items():
+        if args.only and name not in args.only:
             continue
         started = time.perf_counter()
         row = summarise(run_many([method], seeds, settings, workers=args.workers, progress=False), [method])[method]

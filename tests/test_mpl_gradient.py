@@ -162,3 +162,12 @@ def test_feedback_sign(feedback, agree):
         assert p_after[y_hat] > p_before[y_hat]
     else:
         assert p_after[y_hat] < p_before[y_hat]
+
+
+def test_feedback_none_gives_the_teacher_no_mpl_term():
+    method = make_mpl(0.5, labels="sample", feedback="none")
+    batch = make_batch()
+    before = [p.detach().clone() for p in method.models["teacher"].parameters()]
+    logs = method.step(batch)
+    assert float(logs["teacher_mpl"]) == 0.0 and float(logs["loss_u"]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, method.models["teacher"].parameters()))

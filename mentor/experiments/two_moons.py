@@ -30,15 +30,19 @@ TITLES = {"supervised": "Supervised", "pseudo_label": "Pseudo Labels", "meta_pse
 
 @dataclass
 class TwoMoonSettings:
-    steps: int = 10000              # per model: supervised trains this long, Pseudo Labels' teacher
+    steps: int = 6000               # per model: supervised trains this long, Pseudo Labels' teacher
                                     # and then its student each this long, MPL's pair together
     noise: float = 0.1              # std of the Gaussian noise of scikit-learn's make_moons
     num_points: int = 2000
     num_labeled: int = 6
     lr: float = 0.1
-    unlabeled_batch_size: int = 2000  # the whole set each step
+    unlabeled_batch_size: int = 256   # a random quarter-epoch of the 2,000 points per step
     strong_noise: Optional[float] = None  # Gaussian strong view -> UDA on MPL's teacher
+    # Algorithm 1: sampled labels, dot feedback, teacher with supervised CE.
     mpl: Dict = field(default_factory=lambda: {"labels": "sample", "feedback": "dot"})
+    # The MPL student starts after the teacher trained alone for this fraction of the steps,
+    # as the official code does (3k steps on CIFAR): an unsure teacher's samples are coin flips.
+    mpl_student_wait: float = 0.5
     pseudo_label: Dict = field(default_factory=lambda: {"labels": "argmax"})
 
 
@@ -58,7 +62,7 @@ def train_config(method: str, seed: int, settings: TwoMoonSettings):
     if method == "pseudo_label":
         steps, options = 2 * settings.steps, {"teacher_steps": settings.steps, **settings.pseudo_label}
     elif method == "meta_pseudo_labels":
-        options = dict(settings.mpl)
+        options = {"student_wait_steps": int(settings.mpl_student_wait * steps), **settings.mpl}
     return TrainConfig(
         method=method, dataset="two_moons", num_labeled=settings.num_labeled, model="mlp",
         model_options=dict(PAPER_MODEL), method_options=options, steps=steps,

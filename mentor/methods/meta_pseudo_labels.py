@@ -18,6 +18,8 @@ One step, with eta_S the student's current learning rate:
      is differentiable, and this file computes its exact gradient: since grad L_u is linear
      in q, dR/dtheta_T = -(eta_S / B) sum_ik d_ik dq_ik/dtheta_T, where d_ik = <g_l, grad of
      -log S_k(x_i)> is one Jacobian-vector product through the student at theta_S.
+   - "none" gives the teacher no MPL term: the ablation control (the student then learns
+     online from a teacher trained only by its auxiliary losses, i.e. Pseudo Labels).
 4. The teacher also gets supervised CE on (x_l, y_l) and, when the batch carries a strong
    view, the UDA loss on (weak, strong) views (Algorithm 1).
 
@@ -50,7 +52,7 @@ from ..registry import METHODS
 from .base import Method, flat, sgd_update_lr
 from .pseudo_label import check_label_kind, teacher_targets
 
-FEEDBACK_MODES = ("dot", "cosine", "loss_diff")
+FEEDBACK_MODES = ("dot", "cosine", "loss_diff", "none")
 
 
 @METHODS.register("meta_pseudo_labels")
@@ -185,31 +187,33 @@ class MetaPseudoLabels(Method):
         loss_u = soft_cross_entropy(s_logits_u, targets)
         loss_old = F.cross_entropy(s_logits_l.detach(), batch.y_l)
         g_u = torch.autograd.grad(loss_u, params)
+        g_u_flat = flat(g_u)  # a copy, taken before the optimizer reads the gradients
         old_params = [p.detach().clone() for p in params] if self.labels == "soft" else None
-        opt.zero_grad(set_to_none=True)
         for p, g in zip(params, g_u):
-            p.grad = g.clone()
+            p.grad = g
         opt.step()
 
         loss_new = F.cross_entropy(student(batch.x_l), batch.y_l)
         g_l = torch.autograd.grad(loss_new, params)
-        g_l_flat, g_u_flat = flat(g_l), flat(g_u)
-        norms = g_l_flat.norm() * g_u_flat.norm()
+        g_l_flat = flat(g_l)
         logs = {"loss_u": loss_u.detach(), "loss_l_old": loss_old, "loss_l_new": loss_new.detach()}
 
+        if self.feedback == "none":
+            logs["h"] = torch.dot(g_l_flat, g_u_flat) * eta
+            return torch.zeros((), device=loss_u.device), logs
         if self.labels == "soft":
             d = self._labeled_gradient_jvp(old_params, g_l, x_u)  # (B, C)
             q = F.softmax(t_logits_u.float(), dim=-1)
             exact = -(eta / len(x_u)) * (d * q).sum()  # its gradient is dR/dtheta_T exactly
             if self.feedback == "cosine":
-                exact = exact / (eta * len(x_u) * norms.clamp_min(1e-12))
+                exact = exact / (eta * len(x_u) * (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12))
             logs["h"] = torch.dot(g_l_flat, g_u_flat) * eta
             return exact, logs
 
         if self.feedback == "dot":
             h = eta * torch.dot(g_l_flat, g_u_flat)
         elif self.feedback == "cosine":
-            h = torch.dot(g_l_flat, g_u_flat) / norms.clamp_min(1e-12)
+            h = torch.dot(g_l_flat, g_u_flat) / (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12)
         else:  # loss_diff
             h = loss_old - loss_new.detach()
         logs["h"] = h.detach()
