@@ -1,0 +1,101 @@
+"""Per-method rules on hand-checkable values: the UDA term, MPL's phases, Pseudo Labels' phases."""
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mentor.data import Batch
+from mentor.errors import ConfigError
+from mentor.losses import linear_ramp, soft_cross_entropy, uda_consistency
+from mentor.methods import create_method
+from mentor.models import MLP
+
+
+def test_soft_cross_entropy_matches_hard_cross_entropy_on_one_hot():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
+    y = torch.tensor([0, 2])
+    assert soft_cross_entropy(logits, F.one_hot(y, 3).float()) == pytest.approx(float(F.cross_entropy(logits, y)))
+
+
+def test_uda_masks_unconfident_examples_and_stops_gradient_through_targets():
+    weak = torch.tensor([[4.0, 0.0], [0.1, 0.0]], requires_grad=True)  # confident, unsure
+    strong = torch.tensor([[1.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    loss, kept = uda_consistency(weak, strong, temperature=1.0, threshold=0.9)
+    q0 = torch.softmax(torch.tensor([4.0, 0.0]), -1)
+    expected = -(q0 * torch.log_softmax(torch.tensor([1.0, 1.0]), -1)).sum() / 2  # mean over the batch
+    assert float(kept) == 0.5 and float(loss.detach()) == pytest.approx(float(expected))
+    loss.backward()
+    assert weak.grad is None or torch.all(weak.grad == 0)
+    assert torch.all(strong.grad[1] == 0) and torch.any(strong.grad[0] != 0)
+
+
+def test_linear_ramp():
+    assert linear_ramp(0, 10) == 0 and linear_ramp(5, 10) == 0.5 and linear_ramp(50, 10) == 1 and linear_ramp(3, 0) == 1
+
+
+def mpl(total_steps, **hp):
+    torch.manual_seed(0)
+    method = create_method("meta_pseudo_labels", partial(MLP, (2,), 2, hidden=(4,)), 2, **hp)
+    method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
+    method.setup(total_steps)
+    return method
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+BATCH = Batch(x_l=torch.randn(4, 2), y_l=torch.tensor([0, 1, 0, 1]), x_u=torch.randn(8, 2))
+
+
+def test_mpl_phases_wait_then_mpl_then_finetune():
+    method = mpl(6, student_wait_steps=2, finetune_steps=2)
+    teacher, student = method.models["teacher"], method.models["student"]
+    kinds = []
+    for _ in range(6):
+        t_before, s_before = snapshot(teacher), snapshot(student)
+        logs = method.step(BATCH)
+        kinds.append((changed(t_before, teacher), changed(s_before, student), "loss_finetune" in logs))
+    assert kinds == [(True, False, False)] * 2 + [(True, True, False)] * 2 + [(False, True, True)] * 2
+
+
+def test_mpl_uda_is_active_only_with_a_strong_view():
+    method = mpl(4)
+    assert "teacher_uda" not in method.step(BATCH)
+    strong = Batch(BATCH.x_l, BATCH.y_l, BATCH.x_u, x_u_strong=BATCH.x_u + 0.1)
+    logs = method.step(strong)
+    assert "teacher_uda" in logs and "uda_mask" in logs
+
+
+def test_mpl_baseline_tracks_h():
+    method = mpl(4, baseline_decay=0.5)
+    logs = method.step(BATCH)
+    assert method.baseline == pytest.approx(0.5 * float(logs["h"]))
+    state = method.state_dict()
+    fresh = mpl(4, baseline_decay=0.5)
+    fresh.load_state_dict(state)
+    assert fresh.baseline == method.baseline
+
+
+def test_mpl_rejects_phases_longer_than_the_run():
+    with pytest.raises(ConfigError, match="exceed the 4 training steps"):
+        mpl(4, student_wait_steps=3, finetune_steps=2)
+
+
+def test_pseudo_label_teacher_is_frozen_after_its_phase():
+    torch.manual_seed(0)
+    method = create_method("pseudo_label", partial(MLP, (2,), 2, hidden=(4,)), 2)
+    method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
+    method.setup(4)
+    assert method.teacher_steps == 2
+    teacher, student = method.models["teacher"], method.models["student"]
+    for step in range(4):
+        t_before, s_before = snapshot(teacher), snapshot(student)
+        method.step(BATCH)
+        assert changed(t_before, teacher) == (step < 2)
+        assert changed(s_before, student) == (step >= 2)
