@@ -196,24 +196,25 @@ class MetaPseudoLabels(Method):
         loss_new = F.cross_entropy(student(batch.x_l), batch.y_l)
         g_l = torch.autograd.grad(loss_new, params)
         g_l_flat = flat(g_l)
-        logs = {"loss_u": loss_u.detach(), "loss_l_old": loss_old, "loss_l_new": loss_new.detach()}
+        dot = torch.dot(g_l_flat, g_u_flat)
+        norms = (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12)
+        logs = {"loss_u": loss_u.detach(), "loss_l_old": loss_old, "loss_l_new": loss_new.detach(),
+                "h": eta * dot}
 
         if self.feedback == "none":
-            logs["h"] = torch.dot(g_l_flat, g_u_flat) * eta
             return torch.zeros((), device=loss_u.device), logs
         if self.labels == "soft":
             d = self._labeled_gradient_jvp(old_params, g_l, x_u)  # (B, C)
             q = F.softmax(t_logits_u.float(), dim=-1)
             exact = -(eta / len(x_u)) * (d * q).sum()  # its gradient is dR/dtheta_T exactly
             if self.feedback == "cosine":
-                exact = exact / (eta * len(x_u) * (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12))
-            logs["h"] = torch.dot(g_l_flat, g_u_flat) * eta
+                exact = exact / (eta * len(x_u) * norms)
             return exact, logs
 
         if self.feedback == "dot":
-            h = eta * torch.dot(g_l_flat, g_u_flat)
+            h = eta * dot
         elif self.feedback == "cosine":
-            h = torch.dot(g_l_flat, g_u_flat) / (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12)
+            h = dot / norms
         else:  # loss_diff
             h = loss_old - loss_new.detach()
         logs["h"] = h.detach()
