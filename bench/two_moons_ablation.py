@@ -17,7 +17,9 @@ import os
 import platform
 import time
 
-from mentor.experiments.two_moons import TwoMoonSettings, run_many, summarise, with_overrides
+from dataclasses import replace as with_overrides  # a settings copy with some fields changed
+
+from mentor.experiments.two_moons import TwoMoonSettings, run_many, summarise
 
 MPL = "meta_pseudo_labels"
 

@@ -17,7 +17,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -185,7 +185,3 @@ def run_demo(seeds: int = 10, out: str = "demo_out", workers: int = 2, progress:
     print(format_table(table))
     print(f"wrote {os.path.join(out, 'two_moons.json')} and {os.path.join(out, 'two_moons.png')}")
     return report
-
-
-def with_overrides(settings: TwoMoonSettings, **changes) -> TwoMoonSettings:
-    return replace(settings, **changes)
