@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mentor.data import ArrayDataset
+from mentor.registry import METHODS
 from mentor.train import TrainConfig
 
 
@@ -31,6 +32,8 @@ def tiny_config(method, out=None, **overrides):
                 batch_size=6, unlabeled_batch_size=16, lr=0.05, momentum=0.9, eval_every=3,
                 strong_noise=0.2, seed=0, device="cpu", out=out, progress=False,
                 unlabeled_pool="rest")
+    if method in METHODS:
+        base["method_options"] = dict(METHODS.get(method).smoke_hparams)
     base.update(overrides)
     return TrainConfig(**base)
 

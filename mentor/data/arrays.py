@@ -14,6 +14,11 @@ class ArrayDataset:
     """Features and integer labels held in memory.
 
     x_unlabeled holds extra examples without labels; they join the unlabeled pool.
+    Images are uint8 arrays of shape (n, channels, height, width); they stay uint8 (4x less
+    memory on the device) and become floats in [0, 1] inside the augmentation pipeline.
+    Image metadata: ``hflip`` (False for digits: a mirrored 3 is no digit), ``augment_set``
+    (the RandAugment op set, MPL Table 5) and ``ordered`` (the training order is the
+    official one, which the ``mpl`` split protocol needs).
     """
 
     name: str
@@ -23,10 +28,24 @@ class ArrayDataset:
     y_test: np.ndarray
     num_classes: int
     x_unlabeled: Optional[np.ndarray] = None
+    hflip: bool = True
+    augment_set: str = "cifar"
+    ordered: bool = True
 
     @property
     def input_shape(self):
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return self.x_train.ndim == 4
+
+
+def _canonical_features(x: np.ndarray) -> np.ndarray:
+    """uint8 images stay uint8; everything else becomes float32."""
+    if x.dtype == np.uint8 and x.ndim == 4:
+        return x
+    return x.astype(np.float32, copy=False)
 
 
 def _check_features(name: str, x: np.ndarray) -> None:
@@ -34,6 +53,11 @@ def _check_features(name: str, x: np.ndarray) -> None:
         raise DataError(f"{name} must have shape (n, features...), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{name} must be numeric, got dtype {x.dtype}")
+    if x.ndim == 4 and x.shape[1] not in (1, 3):
+        raise DataError(f"{name}: images must be laid out (n, channels, height, width) with 1 or 3 "
+                        f"channels, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        return
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1) if len(x) else np.zeros(0, bool)
     if bad.any():
         rows = np.flatnonzero(bad)
@@ -84,13 +108,16 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
                     f"x_unlabeled rows have shape {x_unlabeled.shape[1:]} "
                     f"but x_train rows have {ds.x_train.shape[1:]}"
                 )
-        x_unlabeled = x_unlabeled.astype(np.float32, copy=False)
+        x_unlabeled = _canonical_features(x_unlabeled)
     return ArrayDataset(
         name=ds.name,
-        x_train=ds.x_train.astype(np.float32, copy=False),
+        x_train=_canonical_features(ds.x_train),
         y_train=ds.y_train.astype(np.int64, copy=False),
-        x_test=ds.x_test.astype(np.float32, copy=False),
+        x_test=_canonical_features(ds.x_test),
         y_test=ds.y_test.astype(np.int64, copy=False),
         num_classes=int(ds.num_classes),
         x_unlabeled=x_unlabeled,
+        hflip=ds.hflip,
+        augment_set=ds.augment_set,
+        ordered=ds.ordered,
     )

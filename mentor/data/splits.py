@@ -59,12 +59,34 @@ def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, 
     return np.sort(np.concatenate(chosen))
 
 
+PROTOCOLS = ("balanced", "mpl")
+MPL_SKIP = 5000  # MPL appendix C.1: the first 5,000 training images are reserved for validation
+
+
+def mpl_labeled_indices(n: int, num_labeled: int, ordered: bool) -> np.ndarray:
+    """MPL appendix C.1: skip the first 5,000 training images (in the official order), label the next N."""
+    if not ordered:
+        raise DataError("the 'mpl' split protocol takes images by their position in the official files, "
+                        "but this dataset's order is not the official one (e.g. an image folder); "
+                        "use --split balanced")
+    if MPL_SKIP + num_labeled > n:
+        raise DataError(f"the 'mpl' split needs {MPL_SKIP} + {num_labeled} training examples, "
+                        f"the dataset has {n}")
+    return np.arange(MPL_SKIP, MPL_SKIP + num_labeled)
+
+
 def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: int,
-               unlabeled_pool: str = "all", extra_unlabeled: int = 0) -> Split:
-    """Labeled indices by the balanced protocol; the unlabeled pool is every training example
-    ("all", as in the papers) or the ones left over ("rest"). Indices >= len(y_train) refer to
-    the dataset's extra unlabeled examples."""
-    labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed)
+               unlabeled_pool: str = "all", extra_unlabeled: int = 0, protocol: str = "balanced",
+               ordered: bool = True) -> Split:
+    """Labeled indices by the protocol ("balanced": seeded, N/C per class; "mpl": appendix C.1);
+    the unlabeled pool is every training example ("all", as in the papers) or the ones left over
+    ("rest"). Indices >= len(y_train) refer to the dataset's extra unlabeled examples."""
+    if protocol == "balanced":
+        labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed)
+    elif protocol == "mpl":
+        labeled = mpl_labeled_indices(len(y_train), num_labeled, ordered)
+    else:
+        raise DataError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     n = len(y_train)
     if unlabeled_pool == "all":
         pool = np.arange(n)
@@ -78,4 +100,4 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
             "the unlabeled set is empty: every training example is labeled and no extra "
             "unlabeled data was given; use --unlabeled-pool all or add x_unlabeled"
         )
-    return Split(labeled.tolist(), pool.astype(int).tolist(), seed, "balanced")
+    return Split(labeled.tolist(), pool.astype(int).tolist(), seed, protocol)

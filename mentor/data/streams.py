@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
@@ -46,14 +46,16 @@ class IndexStream:
 
 
 class SemiSupervisedStream:
-    """Draws (labeled batch, unlabeled batch[, strong view]) for each step from data held on one device."""
+    """Draws (labeled batch, unlabeled weak view[, strong view]) for each step from data held on
+    one device. ``views`` (mentor.augment.FeatureViews or ImageViews) turns stored examples
+    into model inputs; the strong view is made only when ``make_strong`` is set."""
 
     def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
-                 batch_size: int, unlabeled_batch_size: int, seed: int,
-                 strong_view: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None):
+                 batch_size: int, unlabeled_batch_size: int, seed: int, views, make_strong: bool = True):
         self.x_l, self.y_l, self.x_u = x_l, y_l, x_u
-        self.strong_view = strong_view
-        # One generator for index order, one for augmentation noise: both seeded, both saved.
+        self.views = views
+        self.make_strong = make_strong and views.has_strong
+        # One generator for index order, one for augmentation: both seeded, both saved.
         self.index_generator = torch.Generator().manual_seed(seed)
         self.view_generator = torch.Generator(device=x_u.device).manual_seed(seed + 1)
         self.labeled = IndexStream(len(x_l), batch_size, self.index_generator)
@@ -62,9 +64,10 @@ class SemiSupervisedStream:
     def next(self) -> Batch:
         il = self.labeled.next().to(self.x_l.device)
         iu = self.unlabeled.next().to(self.x_u.device)
+        g = self.view_generator
         x_u = self.x_u[iu]
-        strong = self.strong_view(x_u, self.view_generator) if self.strong_view else None
-        return Batch(self.x_l[il], self.y_l[il], x_u, strong, iu)
+        strong = self.views.strong(x_u, g) if self.make_strong else None
+        return Batch(self.views.labeled(self.x_l[il], g), self.y_l[il], self.views.weak(x_u, g), strong, iu)
 
     def state_dict(self) -> dict:
         return {

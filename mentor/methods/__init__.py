@@ -1,6 +1,6 @@
 """Semi-supervised methods, one file each, registered by name."""
 from ..registry import METHODS
-from . import meta_pseudo_labels, pseudo_label, supervised  # noqa: F401  (registration)
+from . import fixmatch, meta_pseudo_labels, pseudo_label, supervised, uda  # noqa: F401  (registration)
 from .base import Method, StepOutput
 
 

@@ -7,14 +7,17 @@ Single-model methods implement ``loss(batch) -> StepOutput``; the default ``step
 backward and the optimizer update. Methods with several models or optimizers (Meta Pseudo
 Labels, the Pseudo-Label baseline) override ``step`` openly.
 
-Contract used by the conformance tests:
+Contract used by the trainer and the conformance tests:
 - ``uses_unlabeled`` says whether unlabeled data changes the update (False only for supervised);
+- ``strong_view`` is "required" (FixMatch, UDA), "optional" (used when present) or "unused";
+- forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
 - all randomness comes from the global torch RNG (seeded by the trainer) or from
   ``self.generator`` (saved in the state dict).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List
@@ -38,6 +41,10 @@ class StepOutput:
 class Method:
     name: str = "method"
     uses_unlabeled: bool = True
+    strong_view: str = "optional"
+    # Hyper-parameters that make the rule observable within a few steps of a tiny problem
+    # (e.g. no confidence threshold); used by the conformance suite only.
+    smoke_hparams: Dict[str, object] = {}
 
     def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
         self.num_classes = num_classes
@@ -46,6 +53,13 @@ class Method:
         self.generator = torch.Generator().manual_seed(seed)
         self.step_index = 0
         self.total_steps = 0
+        self.amp = None  # (device_type, dtype) of autocast, set by the trainer
+
+    def autocast(self):
+        """Mixed precision for forward passes (losses are computed in float32 by the callers)."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.amp[0], dtype=self.amp[1])
 
     # --- hyper-parameters ---------------------------------------------------------------
     @classmethod
@@ -86,7 +100,8 @@ class Method:
     def step(self, batch: Batch) -> Dict[str, float]:
         optimizer = self.optimizers["model"]
         self.train()
-        out = self.loss(batch)
+        with self.autocast():
+            out = self.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()

@@ -133,9 +133,10 @@ class MetaPseudoLabels(Method):
         self.train()
         t = self.step_index
         self.step_index += 1
-        if t >= self.total_steps - self.finetune_steps and self.finetune_steps > 0:
-            return self._finetune_step(batch)
-        return self._mpl_step(batch, student_active=t >= self.student_wait_steps, t=t)
+        with self.autocast():
+            if t >= self.total_steps - self.finetune_steps and self.finetune_steps > 0:
+                return self._finetune_step(batch)
+            return self._mpl_step(batch, student_active=t >= self.student_wait_steps, t=t)
 
     def _finetune_step(self, batch):
         loss = F.cross_entropy(self.models["student"](batch.x_l), batch.y_l)

@@ -41,6 +41,7 @@ def check_label_kind(kind: str) -> None:
 @METHODS.register("pseudo_label")
 class PseudoLabel(Method):
     name = "pseudo_label"
+    strong_view = "unused"  # the student learns the clean (weak) view
 
     def __init__(self, model_factory, num_classes, seed=0, teacher_steps: Optional[int] = None,
                  labels: str = "argmax"):
@@ -69,15 +70,16 @@ class PseudoLabel(Method):
     def step(self, batch):
         teacher, student = self.models["teacher"], self.models["student"]
         self.train()
-        if self.step_index < self.teacher_steps:
-            loss = F.cross_entropy(teacher(batch.x_l), batch.y_l)
-            optimizer, logs = self.optimizers["teacher"], {"loss_teacher": loss.detach()}
-        else:
-            with torch.no_grad():
-                teacher.eval()  # a frozen, clean teacher labels the data
-                targets = teacher_targets(teacher(batch.x_u), self.labels, self.generator)
-            loss = soft_cross_entropy(student(batch.x_u), targets)
-            optimizer, logs = self.optimizers["student"], {"loss_u": loss.detach()}
+        with self.autocast():
+            if self.step_index < self.teacher_steps:
+                loss = F.cross_entropy(teacher(batch.x_l), batch.y_l)
+                optimizer, logs = self.optimizers["teacher"], {"loss_teacher": loss.detach()}
+            else:
+                with torch.no_grad():
+                    teacher.eval()  # a frozen, clean teacher labels the data
+                    targets = teacher_targets(teacher(batch.x_u), self.labels, self.generator)
+                loss = soft_cross_entropy(student(batch.x_u), targets)
+                optimizer, logs = self.optimizers["student"], {"loss_u": loss.detach()}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -11,6 +11,7 @@ from .base import Method, StepOutput
 class Supervised(Method):
     name = "supervised"
     uses_unlabeled = False
+    strong_view = "unused"
 
     def __init__(self, model_factory, num_classes, seed=0, label_smoothing: float = 0.0):
         super().__init__(model_factory, num_classes, seed)

@@ -4,13 +4,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
+from ..data.splits import PROTOCOLS
 from ..errors import ConfigError
+from .schedule import SCHEDULES
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
-SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 # Settings that may differ between a run and its resumption without changing the trajectory.
-RESUME_FREE = ("out", "progress", "device", "eval_every")
+RESUME_FREE = ("out", "progress", "device", "eval_every", "tensorboard", "compile", "median_of", "preset")
 
 
 @dataclass
@@ -20,6 +22,7 @@ class TrainConfig:
     data_path: Optional[str] = None
     dataset_options: dict = field(default_factory=dict)
     num_labeled: int = 10
+    split: str = "balanced"              # "balanced" (seeded, N/C per class) or "mpl" (MPL appendix C.1)
     unlabeled_pool: str = "all"          # "all" (the papers' default) or "rest"
     model: str = "mlp"
     model_options: dict = field(default_factory=dict)
@@ -31,11 +34,22 @@ class TrainConfig:
     lr: float = 0.03
     momentum: float = 0.9                # for sgd / nesterov
     weight_decay: float = 0.0
-    schedule: str = "cosine"
+    decay_bn_and_bias: bool = False      # weight decay on BN / bias too (FixMatch excludes them)
+    schedule: str = "cosine"             # constant, cosine or cosine_7pi16 (FixMatch)
     warmup_steps: int = 0
     ema_decay: Optional[float] = None    # EMA copy of the evaluated model, None = off
     eval_every: int = 100                # 0 = evaluate only at the end
-    strong_noise: Optional[float] = None  # std of a Gaussian-noise strong view of unlabeled data
+    median_of: int = 20                  # also report the median test accuracy of the last N evaluations
+    strong_noise: Optional[float] = None  # std of a Gaussian-noise strong view of feature (non-image) data
+    augment: bool = True                 # images: flip (unless digits) + translate for labeled and weak views
+    translate: float = 0.125             # images: shift up to this fraction of the side (4 px on 32)
+    randaugment_ops: int = 2             # images: RandAugment ops per image in the strong view
+    cutout: float = 0.5                  # images: Cutout side as a fraction of the image side (16 px on 32)
+    precision: str = "auto"              # auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16
+    channels_last: Optional[bool] = None  # None: on for images on CUDA
+    compile: bool = False                # torch.compile the models
+    tensorboard: bool = False            # also log to OUT/tensorboard
+    preset: Optional[str] = None         # the recipe this config started from (recorded only)
     seed: int = 0
     split_seed: Optional[int] = None     # seed of the labeled split; None = seed
     device: str = "auto"
@@ -50,6 +64,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.split not in PROTOCOLS:
+            raise ConfigError(f"unknown split protocol {self.split!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.median_of < 1:
+            raise ConfigError(f"median_of must be >= 1, got {self.median_of}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.lr <= 0:

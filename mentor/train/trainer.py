@@ -8,13 +8,15 @@ Files in the run folder (when ``config.out`` is set):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import statistics
 import random
 import time
 import warnings
 from functools import partial
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..augment import GaussianNoise
+from ..augment import FeatureViews, ImageViews, RandAugment, channel_stats
 from ..data import ArrayDataset, SemiSupervisedStream, Split, load_dataset, make_split, validate_dataset
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
@@ -41,26 +43,43 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None) -> torch.optim.Optimizer:
+    """SGD, Nesterov or Adam. Weight decay skips batch-norm parameters and biases (every tensor of
+    one dimension), as FixMatch does, unless config.decay_bn_and_bias."""
     lr = config.lr if lr is None else lr
+    params = [p for p in params if p.requires_grad]
+    if config.decay_bn_and_bias or not config.weight_decay:
+        groups = [{"params": params, "weight_decay": config.weight_decay}]
+    else:
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=config.momentum,
                            nesterov=config.optimizer == "nesterov" and config.momentum > 0)
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> Dict[str, float]:
-    """Accuracy and mean cross-entropy of model on (x, y), in eval mode."""
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+             transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+             autocast: Optional[Callable] = None) -> Dict[str, float]:
+    """Accuracy and mean cross-entropy of model on (x, y), in eval mode. transform turns stored
+    examples into model inputs (e.g. uint8 images into standardised floats)."""
     was_training = model.training
     model.eval()
-    correct, loss = 0, 0.0
+    correct = torch.zeros((), device=y.device)
+    loss = torch.zeros((), device=y.device)
     for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size]).float()
+        inputs = x[start:start + batch_size]
+        inputs = transform(inputs) if transform is not None else inputs
+        with autocast() if autocast is not None else contextlib.nullcontext():
+            logits = model(inputs)
+        logits = logits.float()
         target = y[start:start + batch_size]
-        correct += int((logits.argmax(-1) == target).sum())
-        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += (logits.argmax(-1) == target).sum()
+        loss += F.cross_entropy(logits, target, reduction="sum")
     model.train(was_training)
-    return {"accuracy": correct / len(x), "loss": loss / len(x)}
+    return {"accuracy": float(correct) / len(x), "loss": float(loss) / len(x)}
 
 
 def seed_everything(seed: int) -> None:
@@ -84,9 +103,12 @@ class Trainer:
         self.dataset = dataset
         extra = 0 if dataset.x_unlabeled is None else len(dataset.x_unlabeled)
         self.split = make_split(dataset.y_train, config.num_labeled, dataset.num_classes,
-                                config.resolved_split_seed, config.unlabeled_pool, extra)
+                                config.resolved_split_seed, config.unlabeled_pool, extra,
+                                protocol=config.split, ordered=dataset.ordered)
         x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
-        self.x_eval = torch.as_tensor(np.asarray(x_eval, dtype=np.float32), device=self.device)
+        x_eval = np.asarray(x_eval)
+        self.x_eval = torch.as_tensor(x_eval if x_eval.dtype == np.uint8 else x_eval.astype(np.float32),
+                                      device=self.device)
         self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
 
         seed_everything(config.seed)
@@ -94,6 +116,16 @@ class Trainer:
                                 **config.model_options)
         self.method: Method = create_method(config.method, model_factory, dataset.num_classes,
                                             seed=config.seed, **config.method_options).to(self.device)
+        on_cuda = self.device.type == "cuda"
+        self.channels_last = dataset.is_image and (on_cuda if config.channels_last is None else config.channels_last)
+        if self.channels_last:
+            self.method.models.to(memory_format=torch.channels_last)
+        if config.precision == "bf16" or (config.precision == "auto" and on_cuda):
+            self.method.amp = (self.device.type, torch.bfloat16)
+        self.views = self._make_views()
+        if self.method.strong_view == "required" and not self.views.has_strong:
+            raise ConfigError(f"method {config.method!r} trains on a strong view of the unlabeled data; "
+                              "for feature (non-image) data pass --strong-noise STD")
         self.method.configure_optimizers(partial(make_optimizer, config))
         self.method.setup(config.steps)
         self.schedulers = {
@@ -104,20 +136,38 @@ class Trainer:
         }
         self.ema = None
         if config.ema_decay is not None:
+            # Parameters and BN buffers are both averaged (use_buffers=True), explicitly.
             self.ema = AveragedModel(self.method.eval_model(), multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
                                      use_buffers=True)
+        if config.compile:
+            for model in self.method.models.values():
+                model.compile()
         self.stream = self._make_stream()
         self.step = 0
         self.elapsed = 0.0
+        self.history: List[dict] = []
+        self.writer = None
+
+    def _make_views(self):
+        ds, cfg = self.dataset, self.config
+        if not ds.is_image:
+            return FeatureViews(cfg.strong_noise)
+        if cfg.strong_noise:
+            raise ConfigError("--strong-noise is for feature data; images get RandAugment + Cutout as their strong view")
+        mean, std = channel_stats(ds.x_train)
+        wants_strong = self.method.strong_view != "unused" and cfg.randaugment_ops + cfg.cutout > 0
+        randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout) if wants_strong else None
+        return ImageViews(mean, std, hflip=ds.hflip, translate=cfg.translate, randaugment=randaugment,
+                          augment=cfg.augment, channels_last=self.channels_last)
 
     def _make_stream(self) -> SemiSupervisedStream:
         ds, split, cfg = self.dataset, self.split, self.config
         pool = ds.x_train if ds.x_unlabeled is None else np.concatenate([ds.x_train, ds.x_unlabeled])
         as_tensor = partial(torch.as_tensor, device=self.device)
-        strong = GaussianNoise(cfg.strong_noise) if cfg.strong_noise else None
         return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(ds.y_train[split.labeled]),
                                     as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
-                                    seed=cfg.seed, strong_view=strong)
+                                    seed=cfg.seed, views=self.views,
+                                    make_strong=self.method.strong_view != "unused")
 
     # --- files --------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -190,13 +240,37 @@ class Trainer:
             lines = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
         with open(path, "w") as f:
             f.writelines(lines)
+        self.history = [json.loads(line) for line in lines]
 
     # --- the loop -----------------------------------------------------------------------
     def evaluate(self) -> Dict[str, float]:
-        result = {f"test_{k}": v for k, v in evaluate(self.method.eval_model(), self.x_eval, self.y_eval).items()}
+        run = partial(evaluate, x=self.x_eval, y=self.y_eval, transform=self.views.eval,
+                      autocast=self.method.autocast)
+        result = {f"test_{k}": v for k, v in run(self.method.eval_model()).items()}
         if self.ema is not None:
-            result.update({f"ema_test_{k}": v for k, v in evaluate(self.ema.module, self.x_eval, self.y_eval).items()})
+            result.update({f"ema_test_{k}": v for k, v in run(self.ema.module).items()})
         return result
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.config.out is None:
+            return
+        with open(self._path("metrics.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.config.tensorboard:
+            if self.writer is None:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:
+                    raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+                self.writer = SummaryWriter(self._path("tensorboard"), purge_step=record["step"])
+            for key, value in record.items():
+                if isinstance(value, dict):
+                    for sub, v in value.items():
+                        self.writer.add_scalar(f"{key}/{sub}", v, record["step"])
+                elif key != "step":
+                    self.writer.add_scalar(key, value, record["step"])
+            self.writer.flush()
 
     def fit(self, resume: bool = False) -> dict:
         self._prepare_out(resume)
@@ -232,11 +306,12 @@ class Trainer:
                         "lr": {k: s.get_last_lr()[0] for k, s in self.schedulers.items()},
                         "elapsed_s": round(self.elapsed, 3)}
                 bar.set_postfix(acc=f"{last['test_accuracy']:.3f}", loss=f"{train_logs.get('loss', 0.0):.3f}")
+                self._log(last)
                 if cfg.out is not None:
-                    with open(self._path("metrics.jsonl"), "a") as f:
-                        f.write(json.dumps(last) + "\n")
                     save_checkpoint(self._state(), self._path(CHECKPOINT))
         bar.close()
+        if self.writer is not None:
+            self.writer.close()
         if not last:  # resumed a finished run: report its final state
             last = {"step": self.step, **self.evaluate()}
         return self._summarise(last, self.step - start_step)
@@ -258,6 +333,14 @@ class Trainer:
         }
         if "ema_test_accuracy" in last:
             summary["final_ema_test_accuracy"] = last["ema_test_accuracy"]
+        # The median of the last N evaluations (FixMatch reports N = 20): less noisy than the
+        # final value and, unlike the best value, not a selection on the test set.
+        recent = [r for r in self.history if "test_accuracy" in r][-self.config.median_of:]
+        if recent:
+            summary["median_of_last"] = len(recent)
+            for key in ("test_accuracy", "ema_test_accuracy"):
+                if key in recent[-1]:
+                    summary[f"median_last_{key}"] = statistics.median(r[key] for r in recent)
         if self.config.out is not None:
             summary["split_file"] = "split.json"
             with open(self._path("summary.json"), "w") as f:

@@ -1,0 +1,218 @@
+"""Batched image augmentation on (B, C, H, W) float tensors in [0, 1], on whatever device they live.
+
+Every random choice is drawn from the generator passed in (never the global RNG), so a run
+is reproducible and resumable. The pixel kernels are kornia's; what is written here is what
+kornia lacks: RandAugment with its ops drawn *per image* (kornia's RandAugment draws one op
+sequence per batch, which is not RandAugment as FixMatch, UDA and MPL use it), the per-image
+affine matrices of the geometric ops, SamplePairing, Cutout and the reflect-pad translation.
+
+References: FixMatch (REFERENCES.md "FixMatch and UDA": weak = flip + shift, strong =
+RandAugment with 2 ops of random magnitude, then Cutout); MPL appendix C.2, Table 5 (the op
+sets; SVHN drops rotation and horizontal translation).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from kornia import enhance
+from kornia.geometry.transform import warp_affine
+
+from ..errors import ConfigError
+
+OP_SETS: Dict[str, Tuple[str, ...]] = {
+    # MPL appendix Table 5, "CIFAR-10 and ImageNet"
+    "cifar": ("auto_contrast", "brightness", "color", "contrast", "equalize", "invert", "sharpness",
+              "posterize", "sample_pairing", "solarize", "rotate", "shear_x", "shear_y",
+              "translate_x", "translate_y"),
+    # MPL appendix Table 5, "SVHN": no rotation, no horizontal translation, no SamplePairing
+    "svhn": ("auto_contrast", "brightness", "color", "contrast", "equalize", "invert", "sharpness",
+             "posterize", "solarize", "shear_x", "shear_y", "translate_y"),
+}
+GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+
+# Magnitude m in [0, 1] per image -> op parameter (RandAugment's ranges, as in FixMatch).
+MAX_ROTATE_DEG = 30.0
+MAX_SHEAR = 0.3
+MAX_TRANSLATE = 0.3       # fraction of the image side
+MAX_SAMPLE_PAIRING = 0.4  # blend weight of the partner image (AutoAugment)
+FILL = 0.5                # gray, as PIL's fill (128) in FixMatch
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]; float input is returned as is."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def _uniform(n: int, generator: torch.Generator, device) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=device)
+
+
+def _enhance_factor(m: torch.Tensor) -> torch.Tensor:
+    return 0.1 + 1.8 * m  # PIL ImageEnhance factor in [0.1, 1.9]; 1 leaves the image as is
+
+
+def _rgb_only(fn: Callable) -> Callable:
+    """Colour saturation has no meaning on one channel: identity there."""
+    def apply(x, m):
+        return fn(x, m) if x.shape[1] == 3 else x
+    return apply
+
+
+COLOUR_OPS: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "auto_contrast": lambda x, m: enhance.normalize_min_max(x, 0.0, 1.0),
+    "brightness": lambda x, m: enhance.adjust_brightness_accumulative(x, _enhance_factor(m)),
+    "color": _rgb_only(lambda x, m: enhance.adjust_saturation_with_gray_subtraction(x, _enhance_factor(m))),
+    "contrast": lambda x, m: enhance.adjust_contrast_with_mean_subtraction(x, _enhance_factor(m)),
+    "equalize": lambda x, m: enhance.equalize(x),
+    "invert": lambda x, m: enhance.invert(x),
+    "sharpness": lambda x, m: enhance.sharpness(x, _enhance_factor(m)).clamp(0.0, 1.0),
+    # 8 bits (no change) down to 4 bits
+    "posterize": lambda x, m: enhance.posterize(x, (8 - (m * 4.999).floor()).to(torch.int64)),
+    # threshold 1 (no change) down to 0 (full inversion)
+    "solarize": lambda x, m: enhance.solarize(x, 1.0 - m),
+}
+
+
+def _affine_matrices(ops: torch.Tensor, m: torch.Tensor, names: Tuple[str, ...], height: int, width: int):
+    """(B, 2, 3) matrices about the image centre for the geometric op of each image (identity for others)."""
+    b = len(ops)
+    signed = 2 * m - 1  # [-1, 1]: the direction of the op is random too
+    eye = torch.eye(2, 3, device=m.device).expand(b, 2, 3).clone()
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    for name in GEOMETRIC:
+        if name not in names:
+            continue
+        sel = ops == names.index(name)
+        v = signed
+        a = eye.clone()
+        if name == "rotate":
+            t = v * math.radians(MAX_ROTATE_DEG)
+            cos, sin = torch.cos(t), torch.sin(t)
+            a[:, 0, 0], a[:, 0, 1], a[:, 1, 0], a[:, 1, 1] = cos, -sin, sin, cos
+            a[:, 0, 2] = cx - cos * cx + sin * cy
+            a[:, 1, 2] = cy - sin * cx - cos * cy
+        elif name == "shear_x":
+            a[:, 0, 1] = v * MAX_SHEAR
+            a[:, 0, 2] = -v * MAX_SHEAR * cy
+        elif name == "shear_y":
+            a[:, 1, 0] = v * MAX_SHEAR
+            a[:, 1, 2] = -v * MAX_SHEAR * cx
+        elif name == "translate_x":
+            a[:, 0, 2] = v * MAX_TRANSLATE * width
+        else:
+            a[:, 1, 2] = v * MAX_TRANSLATE * height
+        eye = torch.where(sel[:, None, None], a, eye)
+    return eye
+
+
+class RandAugment:
+    """num_ops ops per image, each drawn uniformly from the op set, each with its own uniform
+    random magnitude; then Cutout of ``cutout`` x the image side (0.5: 16 px on 32 px)."""
+
+    def __init__(self, op_set: str = "cifar", num_ops: int = 2, cutout: float = 0.5):
+        if op_set not in OP_SETS:
+            raise ConfigError(f"unknown RandAugment op set {op_set!r}; choose one of {', '.join(OP_SETS)}")
+        if num_ops < 0:
+            raise ConfigError(f"RandAugment num_ops must be >= 0, got {num_ops}")
+        if not 0.0 <= cutout < 1.0:
+            raise ConfigError(f"cutout must be a fraction of the image side in [0, 1), got {cutout}")
+        self.op_set, self.ops, self.num_ops, self.cutout = op_set, OP_SETS[op_set], num_ops, cutout
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for _ in range(self.num_ops):
+            x = self.apply_round(x, generator)
+        if self.cutout > 0:
+            x = cutout(x, generator, self.cutout)
+        return x
+
+    def apply_round(self, x: torch.Tensor, generator: torch.Generator,
+                    ops: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One op per image. ``ops`` (indices into self.ops) may be given, for tests."""
+        b, device = len(x), x.device
+        if ops is None:
+            ops = torch.randint(len(self.ops), (b,), generator=generator, device=device)
+        m = _uniform(b, generator, device)
+        partner = torch.randint(b, (b,), generator=generator, device=device)
+        out = x.clone()
+        present = set(torch.unique(ops).tolist())  # one device sync per round
+        for k in present:
+            name = self.ops[k]
+            if name in GEOMETRIC:
+                continue
+            idx = (ops == k).nonzero().squeeze(1)
+            if name == "sample_pairing":
+                w = (MAX_SAMPLE_PAIRING * m[idx]).view(-1, 1, 1, 1)
+                out[idx] = (1 - w) * x[idx] + w * x[partner[idx]]
+            else:
+                out[idx] = COLOUR_OPS[name](x[idx], m[idx])
+        if any(self.ops[k] in GEOMETRIC for k in present):
+            geometric = torch.tensor([n in GEOMETRIC for n in self.ops], device=device)[ops]
+            idx = geometric.nonzero().squeeze(1)
+            matrices = _affine_matrices(ops[idx], m[idx], self.ops, x.shape[2], x.shape[3])
+            fill = torch.full((x.shape[1],), FILL, device=device, dtype=x.dtype)
+            out[idx] = warp_affine(x[idx], matrices, (x.shape[2], x.shape[3]), padding_mode="fill",
+                                   fill_value=fill, align_corners=True)
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandAugment(op_set={self.op_set!r}, num_ops={self.num_ops}, cutout={self.cutout})"
+
+
+def cutout(x: torch.Tensor, generator: torch.Generator, fraction: float = 0.5) -> torch.Tensor:
+    """A gray square of side fraction x H at a uniformly random centre per image (it may hang
+    over the border, as in the Cutout paper and FixMatch)."""
+    b, _, h, w = x.shape
+    size_h, size_w = max(1, int(round(fraction * h))), max(1, int(round(fraction * w)))
+    cy = torch.randint(h, (b, 1, 1), generator=generator, device=x.device)
+    cx = torch.randint(w, (b, 1, 1), generator=generator, device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    top, left = cy - size_h // 2, cx - size_w // 2
+    inside = (rows >= top) & (rows < top + size_h) & (cols >= left) & (cols < left + size_w)
+    return torch.where(inside[:, None], torch.full_like(x, FILL), x)
+
+
+def flip_and_translate(x: torch.Tensor, generator: torch.Generator, hflip: bool = True,
+                       translate: float = 0.125) -> torch.Tensor:
+    """The weak augmentation: mirror half the images left-right (if hflip), then shift each by up
+    to translate x side in both directions, with reflect padding (4 px on 32 px)."""
+    b, c, h, w = x.shape
+    if hflip:
+        flip = torch.rand(b, generator=generator, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    pad = int(round(translate * h))
+    if pad == 0:
+        return x
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    oy = torch.randint(2 * pad + 1, (b, 1), generator=generator, device=x.device)
+    ox = torch.randint(2 * pad + 1, (b, 1), generator=generator, device=x.device)
+    rows = (oy + torch.arange(h, device=x.device)).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
+    out = padded.gather(2, rows)
+    cols = (ox + torch.arange(w, device=x.device)).view(b, 1, 1, w).expand(b, c, h, w)
+    return out.gather(3, cols)
+
+
+def mixup(x: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator,
+          per_example: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al.; used by ICT, MixMatch and Pseudo-Label with mixup): each example is
+    blended with a random partner of the batch, lam ~ Beta(alpha, alpha). Targets are (B, C)
+    distributions. per_example draws one lam per example and keeps lam >= 0.5 (MixMatch), so
+    the mixed example stays closer to its own. Returns (x_mixed, targets_mixed, lam)."""
+    if alpha <= 0:
+        raise ConfigError(f"mixup alpha must be positive, got {alpha}")
+    b = len(x)
+    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+    # torch's Beta sampler takes no generator: seed the global CPU RNG from ours inside a
+    # fork, so the draw is reproducible and the global RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
+        lam = beta.sample((b,) if per_example else (1,)).to(x.device)
+    if per_example:
+        lam = torch.maximum(lam, 1 - lam)
+    perm = torch.randperm(b, generator=generator, device=generator.device).to(x.device)
+    lam_x = lam.view(-1, *([1] * (x.dim() - 1)))
+    lam_t = lam.view(-1, 1)
+    return lam_x * x + (1 - lam_x) * x[perm], lam_t * targets + (1 - lam_t) * targets[perm], lam

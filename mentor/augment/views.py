@@ -1,0 +1,84 @@
+"""Views: how stored examples become the model inputs of one step.
+
+A step needs up to three views: the labeled batch, the weak view of the unlabeled batch and
+its strong view. Feature data (tabular rows, 2-D toys) uses them as stored, with Gaussian
+noise as the strong view when asked. Images go uint8 -> [0, 1] -> augmentation ->
+per-channel standardisation, all on the device the data lives on.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from .images import RandAugment, flip_and_translate, to_unit
+from .noise import GaussianNoise
+
+
+class FeatureViews:
+    def __init__(self, strong_noise: Optional[float] = None):
+        self.strong_view = GaussianNoise(strong_noise) if strong_noise else None
+
+    @property
+    def has_strong(self) -> bool:
+        return self.strong_view is not None
+
+    def labeled(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return x
+
+    def weak(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return x
+
+    def strong(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.strong_view(x, generator)
+
+    def eval(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class ImageViews:
+    """labeled and weak: flip (unless the dataset forbids it) + translate; strong: the weak view
+    then RandAugment + Cutout (FixMatch). ``augment=False`` turns off weak augmentation."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], hflip: bool = True,
+                 translate: float = 0.125, randaugment: Optional[RandAugment] = None,
+                 augment: bool = True, channels_last: bool = False):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.hflip, self.translate, self.augment = hflip, translate, augment
+        self.randaugment = randaugment
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    @property
+    def has_strong(self) -> bool:
+        return self.randaugment is not None
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _weak_unit(self, x, generator):
+        x = to_unit(x)
+        return flip_and_translate(x, generator, self.hflip, self.translate) if self.augment else x
+
+    def labeled(self, x, generator):
+        return self._finish(self._weak_unit(x, generator))
+
+    def weak(self, x, generator):
+        return self._finish(self._weak_unit(x, generator))
+
+    def strong(self, x, generator):
+        return self._finish(self.randaugment(self._weak_unit(x, generator), generator))
+
+    def eval(self, x):
+        return self._finish(to_unit(x))
+
+
+def channel_stats(x_uint8) -> tuple:
+    """Per-channel mean and std in [0, 1] units of a uint8 (n, C, H, W) array (for standardising)."""
+    import numpy as np
+
+    flat = x_uint8.transpose(1, 0, 2, 3).reshape(x_uint8.shape[1], -1)
+    mean = flat.mean(axis=1, dtype=np.float64) / 255.0
+    std = flat.std(axis=1, dtype=np.float64) / 255.0
+    return tuple(float(v) for v in mean), tuple(float(max(v, 1e-3)) for v in std)

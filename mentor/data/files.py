@@ -1,0 +1,101 @@
+"""Files on disk: checksums, downloads and archive extraction that leave nothing half-written.
+
+Every write goes to a temporary name in the destination's folder and is renamed into place
+only when complete and verified, so a killed download or a refused archive leaves no trace.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from typing import Optional
+
+from ..errors import DataError
+
+
+def file_digest(path: str, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: str, expected: str, algorithm: str) -> None:
+    actual = file_digest(path, algorithm)
+    if actual != expected.lower():
+        raise DataError(f"checksum mismatch for {path}: {algorithm} is {actual}, expected {expected} "
+                        "(a corrupt or incomplete file; delete it and download again)")
+
+
+def download(url: str, dest: str, checksum: str, algorithm: str = "md5", progress: bool = True) -> str:
+    """Fetch url to dest unless a verified copy is there; the file appears only once verified."""
+    if os.path.exists(dest):
+        verify_checksum(dest, checksum, algorithm)
+        return dest
+    folder = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            from tqdm.auto import tqdm
+
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(dest),
+                      disable=not progress, leave=False) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        verify_checksum(tmp, checksum, algorithm)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise DataError(f"cannot download {url}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+def check_tar_member(member: tarfile.TarInfo, archive: str) -> None:
+    name = member.name
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in parts:
+        raise DataError(f"{archive}: refusing the entry {name!r}, whose path leaves the extraction folder")
+    if member.issym() or member.islnk():
+        raise DataError(f"{archive}: refusing the link entry {name!r} (archives of datasets hold plain files)")
+    if not (member.isfile() or member.isdir()):
+        raise DataError(f"{archive}: refusing the special entry {name!r} (device, fifo or other)")
+
+
+def safe_extract(archive: str, dest: str, checksum: Optional[str] = None, algorithm: str = "sha256") -> str:
+    """Extract a tar archive into the folder dest after checking every entry.
+
+    Absolute paths, '..' components, links and device files are refused before anything is
+    written; extraction goes to a temporary sibling folder renamed to dest at the end.
+    """
+    if not os.path.isfile(archive):
+        raise DataError(f"archive not found: {archive}")
+    if checksum is not None:
+        verify_checksum(archive, checksum, algorithm)
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for member in members:
+                check_tar_member(member, archive)
+            parent = os.path.dirname(os.path.abspath(dest))
+            os.makedirs(parent, exist_ok=True)
+            tmp = tempfile.mkdtemp(dir=parent, prefix=".extract-")
+            try:
+                tar.extractall(tmp, members=members, filter="data")
+                if os.path.exists(dest):
+                    raise DataError(f"{dest} appeared while extracting {archive}; remove it and retry")
+                os.replace(tmp, dest)
+            finally:
+                if os.path.exists(tmp):
+                    shutil.rmtree(tmp)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"cannot read {archive} as a tar archive: {exc}") from None
+    return dest

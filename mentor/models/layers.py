@@ -1,0 +1,32 @@
+"""Small building blocks shared by the convolutional models."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def check_probability(name: str, value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016; Noisy Student's "stochastic depth"): in training,
+    drop the residual branch of a whole example with probability p and scale survivors by
+    1/(1-p), so the expected output is unchanged. Identity in eval mode."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = check_probability("stochastic depth", p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
