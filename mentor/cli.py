@@ -37,38 +37,77 @@ def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Every flag defaults to "not given" so that a preset's value is overridden only by an
+    explicit flag; the defaults shown are TrainConfig's."""
     from .train import TrainConfig
 
     d = TrainConfig()
-    p.add_argument("--method", default=d.method, help="see `mentor methods`")
-    p.add_argument("--dataset", default=d.dataset, help="two_moons, digits or npz")
-    p.add_argument("--data-path", default=None, help="file for --dataset npz (x_train, y_train, x_test, y_test)")
-    p.add_argument("--num-labeled", type=int, default=d.num_labeled, help="labeled examples, balanced over classes")
-    p.add_argument("--unlabeled-pool", choices=("all", "rest"), default=d.unlabeled_pool,
-                   help="unlabeled data: every training example (papers' default) or those not labeled")
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--out", default=None, help="run folder: metrics.jsonl, summary.json, split.json, checkpoint.pt")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--split-seed", type=int, default=None, help="seed of the labeled split (default: --seed)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="labeled examples per step")
-    p.add_argument("--unlabeled-batch-size", type=int, default=d.unlabeled_batch_size)
-    p.add_argument("--optimizer", choices=("sgd", "nesterov", "adam"), default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", choices=("constant", "cosine"), default=d.schedule)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--ema-decay", type=float, default=None, help="evaluate an EMA copy too (e.g. 0.999)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations/checkpoints")
-    p.add_argument("--strong-noise", type=float, default=None,
-                   help="std of a Gaussian-noise strong view of unlabeled inputs (enables UDA in MPL's teacher)")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="method hyper-parameters, e.g. feedback=cosine")
-    p.add_argument("--model-hp", nargs="*", metavar="KEY=VALUE", help="model options, e.g. hidden=8,8")
-    p.add_argument("--data-hp", nargs="*", metavar="KEY=VALUE", help="dataset options, e.g. noise=0.1")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add = p.add_argument
+    add("--preset", help="a recipe (see `mentor presets`); flags given here override it")
+    add("--method", help=f"see `mentor methods` (default {d.method})")
+    add("--dataset", help="two_moons, digits, npz, cifar10, cifar100, svhn, mnist, fashion_mnist, image_folder")
+    add("--data-path", help="the dataset's file or folder (npz file, CIFAR archive folder, image folder, ...)")
+    add("--num-labeled", type=int, help=f"labeled examples (default {d.num_labeled})")
+    add("--split", choices=("balanced", "mpl"), help="balanced: seeded N/C per class (default); "
+        "mpl: MPL appendix C.1, skip 5,000 then take N (official file order only)")
+    add("--unlabeled-pool", choices=("all", "rest"),
+        help="unlabeled data: every training example (papers' default) or those not labeled")
+    add("--model", help=f"mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn (default {d.model})")
+    add("--steps", type=int, help=f"training steps (default {d.steps})")
+    add("--out", help="run folder: metrics.jsonl, summary.json, split.json, checkpoint.pt")
+    add("--seed", type=int, help="seed of the run (default 0)")
+    add("--split-seed", type=int, help="seed of the labeled split (default: --seed)")
+    add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--batch-size", type=int, help=f"labeled examples per step (default {d.batch_size})")
+    add("--unlabeled-batch-size", type=int, help=f"unlabeled examples per step (default {d.unlabeled_batch_size})")
+    add("--optimizer", choices=("sgd", "nesterov", "adam"))
+    add("--lr", type=float, help=f"learning rate (default {d.lr})")
+    add("--momentum", type=float)
+    add("--weight-decay", type=float)
+    add("--decay-bn-and-bias", action="store_const", const=True, help="weight decay on BN and bias parameters too")
+    add("--schedule", choices=("constant", "cosine", "cosine_7pi16"))
+    add("--warmup-steps", type=int)
+    add("--ema-decay", type=float, help="evaluate an EMA copy too (e.g. 0.999)")
+    add("--eval-every", type=int, help=f"steps between evaluations/checkpoints (default {d.eval_every})")
+    add("--median-of", type=int, help=f"report the median of the last N evaluations too (default {d.median_of})")
+    add("--strong-noise", type=float,
+        help="feature data: std of a Gaussian-noise strong view of unlabeled inputs (UDA, FixMatch, MPL's teacher)")
+    add("--no-augment", dest="augment", action="store_const", const=False,
+        help="images: no flip/translate on labeled and weak views")
+    add("--translate", type=float, help=f"images: max shift as a fraction of the side (default {d.translate})")
+    add("--randaugment-ops", type=int, help=f"images: RandAugment ops per image (default {d.randaugment_ops})")
+    add("--cutout", type=float, help=f"images: Cutout side / image side (default {d.cutout})")
+    add("--precision", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    add("--channels-last", dest="channels_last", action="store_const", const=True, help="default: on for CUDA")
+    add("--no-channels-last", dest="channels_last", action="store_const", const=False)
+    add("--compile", action="store_const", const=True, help="torch.compile the models")
+    add("--tensorboard", action="store_const", const=True, help="also log to OUT/tensorboard")
+    add("--device", help="auto, cpu, cuda, cuda:1, ...")
+    add("--hp", nargs="*", metavar="KEY=VALUE", help="method hyper-parameters, e.g. feedback=cosine")
+    add("--model-hp", nargs="*", metavar="KEY=VALUE", help="model options, e.g. hidden=8,8")
+    add("--data-hp", nargs="*", metavar="KEY=VALUE", help="dataset options, e.g. noise=0.1")
+    add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
+    for action in p._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+
+
+def config_from_args(args) -> "TrainConfig":
+    """TrainConfig defaults <- the preset's settings <- the flags given."""
+    from .presets import preset_settings
+    from .train import TrainConfig
+
+    given = dict(vars(args))
+    given.pop("func", None)
+    given.pop("command", None)
+    given.pop("resume", None)
+    settings = preset_settings(given.pop("preset")) if "preset" in given else {}
+    for flag, key in (("hp", "method_options"), ("model_hp", "model_options"), ("data_hp", "dataset_options")):
+        if flag in given:
+            options = parse_options(given.pop(flag), "--" + flag.replace("_", "-"))
+            settings[key] = {**settings.get(key, {}), **options}
+    settings.update(given)
+    return TrainConfig(**settings)
 
 
 def cmd_methods(args) -> int:
@@ -80,24 +119,21 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from .train import TrainConfig, train
+def cmd_presets(args) -> int:
+    from .presets import PRESETS
 
-    config = TrainConfig(
-        method=args.method, dataset=args.dataset, data_path=args.data_path,
-        dataset_options=parse_options(args.data_hp, "--data-hp"), num_labeled=args.num_labeled,
-        unlabeled_pool=args.unlabeled_pool, model=args.model,
-        model_options=parse_options(args.model_hp, "--model-hp"),
-        method_options=parse_options(args.hp, "--hp"), steps=args.steps, batch_size=args.batch_size,
-        unlabeled_batch_size=args.unlabeled_batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, eval_every=args.eval_every,
-        strong_noise=args.strong_noise, seed=args.seed, split_seed=args.split_seed, device=args.device,
-        out=args.out, progress=not args.no_progress,
-    )
-    summary = train(config, resume=args.resume)
-    keys = ("method", "dataset", "final_test_accuracy", "final_ema_test_accuracy", "steps", "wall_seconds",
-            "seconds_per_step")
+    for name, preset in sorted(PRESETS.items()):
+        print(f"{name:18s} {preset.source}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    config = config_from_args(args)
+    summary = train(config, resume=getattr(args, "resume", False))
+    keys = ("method", "dataset", "final_test_accuracy", "final_ema_test_accuracy", "median_last_test_accuracy",
+            "median_last_ema_test_accuracy", "steps", "wall_seconds", "seconds_per_step")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     return 0
 
@@ -121,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mentor", description="Semi-supervised learning with teacher-student methods.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
+    sub.add_parser("presets", help="list the recipes for --preset").set_defaults(func=cmd_presets)
     p = sub.add_parser("train", help="train one method on one dataset")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)

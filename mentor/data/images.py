@@ -211,7 +211,7 @@ def read_idx(path: str) -> np.ndarray:
     if len(data) != expected:
         raise DataError(f"{path}: the header promises shape {shape} ({expected} bytes) but the file "
                         f"has {len(data)} bytes (truncated or corrupt)")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(bytearray(data), dtype=np.uint8, offset=header).reshape(shape)  # writable
 
 
 def _find_idx(path: str, stem: str) -> Optional[str]:

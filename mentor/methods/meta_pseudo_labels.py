@@ -30,6 +30,10 @@ summed over the batch (h * sum_i CE_i); a mean would shrink it by B. "dot" and "
 use the sum (tests check it against the exact expected gradient); "cosine" is a scale-free
 stabiliser and keeps the mean, the form the published learning rates were tuned with.
 
+Images (Algorithm 1): the teacher's UDA compares its weak and strong views, the student trains
+on the strong view (the view the pseudo labels were drawn on), and the trainer's EMA of the
+student (``--ema-decay``) is evaluated alongside it. Presets: mpl-cifar10, mpl-cifar10-300k, mpl-svhn.
+
 After ``total_steps - finetune_steps`` steps the student is finetuned on labeled data alone
 (section 2, "Finally, ... finetune it on labeled data"), with its own constant-lr SGD.
 The student is the model returned and evaluated.
@@ -55,6 +59,10 @@ from .pseudo_label import check_label_kind, teacher_targets
 FEEDBACK_MODES = ("dot", "cosine", "loss_diff", "none")
 
 
+def _dropout(rate: Optional[float]) -> dict:
+    return {} if rate is None else {"dropout": rate}
+
+
 @METHODS.register("meta_pseudo_labels")
 class MetaPseudoLabels(Method):
     name = "meta_pseudo_labels"
@@ -72,7 +80,9 @@ class MetaPseudoLabels(Method):
                  label_smoothing: float = 0.0,
                  student_wait_steps: int = 0,
                  finetune_steps: int = 0,
-                 finetune_lr: float = 1e-5):
+                 finetune_lr: float = 1e-5,
+                 teacher_dropout: Optional[float] = None,
+                 student_dropout: Optional[float] = None):
         super().__init__(model_factory, num_classes, seed)
         check_label_kind(labels)
         if feedback not in FEEDBACK_MODES:
@@ -98,9 +108,12 @@ class MetaPseudoLabels(Method):
         self.student_wait_steps = student_wait_steps
         self.finetune_steps = finetune_steps
         self.finetune_lr = finetune_lr
+        self.teacher_dropout = teacher_dropout
+        self.student_dropout = student_dropout
         self.baseline = 0.0
-        self.models["teacher"] = model_factory()
-        self.models["student"] = model_factory()
+        # MPL Table 8 gives teacher and student their own dropout rates (None: the model's own).
+        self.models["teacher"] = model_factory(**_dropout(teacher_dropout))
+        self.models["student"] = model_factory(**_dropout(student_dropout))
 
     # --- set-up -------------------------------------------------------------------------
     def configure_optimizers(self, make_optimizer):

@@ -1,0 +1,111 @@
+"""CPU benchmark: Fashion-MNIST with 1,000 labels (100 per class), small CNN, one step budget for all.
+
+    python bench/fashion_mnist.py --seeds 0 1 2 --steps 3000 [--methods supervised uda ...]
+
+Each run is a resumable mentor run under bench/runs/fashion_mnist/<method>-seed<k> (a killed
+benchmark continues where it stopped when started again). Finished runs are appended as JSON
+to bench/results/fashion_mnist.jsonl; the table (mean +- std of the final test accuracy of
+the student over seeds, and of the EMA copy) is printed and can be pasted into BENCHMARKS.md.
+Settings are chosen once, before any test accuracy was seen, and are the same for every
+method except the method's own hyper-parameters; nothing is selected on the test split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from mentor.train import TrainConfig, train
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "fashion_mnist.jsonl")
+RUNS = os.path.join(os.path.dirname(__file__), "runs", "fashion_mnist")
+
+COMMON = dict(dataset="fashion_mnist", num_labeled=1000, model="small_cnn", model_options={"widths": [16, 32, 64]},
+              batch_size=32, unlabeled_batch_size=224, optimizer="nesterov", lr=0.03, momentum=0.9,
+              weight_decay=5e-4, schedule="cosine", ema_decay=0.999, eval_every=500, device="cpu",
+              progress=False)
+
+
+def method_options(method: str, steps: int) -> dict:
+    """Each method's own settings: paper defaults, with ramps and phases scaled to the budget."""
+    if method == "uda":
+        return {"temperature": 0.4, "threshold": 0.8, "unlabeled_weight": 1.0}
+    if method == "fixmatch":
+        return {"threshold": 0.95, "unlabeled_weight": 1.0}
+    if method == "meta_pseudo_labels":
+        # MPL Table 8 / C.3 where the budget allows: cosine feedback, label smoothing 0.1,
+        # teacher UDA (temperature 0.7, threshold 0.6), student starts after 10% of the steps,
+        # finetuning on labeled data for the last 10%.
+        return {"labels": "sample", "feedback": "cosine", "label_smoothing": 0.1, "uda_weight": 1.0,
+                "uda_temperature": 0.7, "uda_threshold": 0.6, "uda_ramp_steps": steps // 10,
+                "student_wait_steps": steps // 10, "finetune_steps": steps // 10, "finetune_lr": 0.003}
+    return {}
+
+
+def run(method: str, seed: int, steps: int) -> dict:
+    out = os.path.join(RUNS, f"{method}-seed{seed}")
+    config = TrainConfig(method=method, steps=steps, seed=seed, out=out,
+                         method_options=method_options(method, steps), **COMMON)
+    resume = os.path.exists(os.path.join(out, "checkpoint.pt"))
+    started = time.perf_counter()
+    summary = train(config, resume=resume)
+    return {"method": method, "seed": seed, "steps": steps,
+            "final_test_accuracy": summary["final_test_accuracy"],
+            "final_ema_test_accuracy": summary.get("final_ema_test_accuracy"),
+            "median_last_test_accuracy": summary.get("median_last_test_accuracy"),
+            "wall_seconds": summary["wall_seconds"], "process_seconds": round(time.perf_counter() - started, 1),
+            "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+            "date": time.strftime("%Y-%m-%d"), "config": config.to_dict()}
+
+
+def table(rows) -> str:
+    lines = ["| method | seeds | student acc. (mean ± std) | EMA acc. (mean ± std) | s / run |",
+             "| --- | --- | --- | --- | --- |"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+
+        def fmt(key):
+            values = [100 * r[key] for r in mine if r.get(key) is not None]
+            if not values:
+                return "-"
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+        secs = statistics.mean(r["wall_seconds"] for r in mine)
+        lines.append(f"| {method} | {len(mine)} | {fmt('final_test_accuracy')} | "
+                     f"{fmt('final_ema_test_accuracy')} | {secs:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["supervised", "uda", "fixmatch", "meta_pseudo_labels"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--table-only", action="store_true", help="print the table of the results file")
+    args = parser.parse_args()
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    done = []
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            done = [json.loads(line) for line in f if line.strip()]
+    if not args.table_only:
+        for seed in args.seeds:
+            for method in args.methods:
+                if any(r["method"] == method and r["seed"] == seed and r["steps"] == args.steps for r in done):
+                    continue
+                row = run(method, seed, args.steps)
+                print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)
+                with open(RESULTS, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                done.append(row)
+    print(table([r for r in done if r["steps"] == args.steps and r["method"] in args.methods]))
+
+
+if __name__ == "__main__":
+    main()
