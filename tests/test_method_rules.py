@@ -99,3 +99,67 @@ def test_pseudo_label_teacher_is_frozen_after_its_phase():
         method.step(BATCH)
         assert changed(t_before, teacher) == (step < 2)
         assert changed(s_before, student) == (step >= 2)
+
+
+class Identity(torch.nn.Module):
+    """A 'model' whose logits are its input plus a learnable bias (so losses are hand-checkable)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return x + self.bias
+
+
+def single_model_method(name, **hp):
+    method = create_method(name, Identity, 3, **hp)
+    method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
+    method.setup(10)
+    return method
+
+
+def test_fixmatch_loss_is_masked_hard_label_ce_on_the_strong_view():
+    x_l, y_l = torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
+    weak = torch.tensor([[5.0, 0.0, 0.0], [0.2, 0.1, 0.0]])  # confident (p > 0.95) / not
+    strong = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    out = single_model_method("fixmatch", threshold=0.95, unlabeled_weight=2.0).loss(Batch(x_l, y_l, weak, strong))
+    ce_u = F.cross_entropy(strong[:1], torch.tensor([0]))  # only the confident one, label = argmax of weak
+    expected_u = ce_u / 2  # averaged over the whole unlabeled batch
+    assert float(out.logs["loss_u"]) == pytest.approx(float(expected_u), rel=1e-6)
+    assert float(out.logs["mask_rate"]) == 0.5
+    assert float(out.loss.detach()) == pytest.approx(float(F.cross_entropy(x_l, y_l) + 2 * expected_u), rel=1e-6)
+
+
+def test_uda_loss_and_training_signal_annealing():
+    from mentor.methods.uda import tsa_threshold
+
+    assert tsa_threshold("none", 0.3, 10) == 1.0
+    assert tsa_threshold("linear", 0.0, 10) == pytest.approx(0.1)  # 1/K at the start
+    assert tsa_threshold("linear", 1.0, 10) == pytest.approx(1.0)
+    assert tsa_threshold("exp", 0.5, 4) < tsa_threshold("linear", 0.5, 4) < tsa_threshold("log", 0.5, 4)
+    x_l = torch.tensor([[9.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # already sure of class 0 / unsure
+    y_l = torch.tensor([0, 1])
+    weak = torch.tensor([[3.0, 0.0, 0.0]])
+    strong = torch.tensor([[0.0, 2.0, 0.0]])
+    uda = single_model_method("uda", temperature=0.5, threshold=0.0, tsa="linear")
+    out = uda.loss(Batch(x_l, y_l, weak, strong))
+    # At step 0 TSA's threshold is 1/3: the confident labeled example is left out.
+    assert float(out.logs["tsa_kept"]) == 0.5
+    q = torch.softmax(weak / 0.5, -1)
+    expected_u = soft_cross_entropy(strong, q)
+    assert float(out.logs["loss_u"]) == pytest.approx(float(expected_u), rel=1e-6)
+    assert float(out.logs["loss_l"]) == pytest.approx(float(F.cross_entropy(x_l[1:], y_l[1:])), rel=1e-6)
+    with pytest.raises(ConfigError, match="unknown tsa"):
+        single_model_method("uda", tsa="cubic")
+
+
+def test_mpl_gives_teacher_and_student_their_own_dropout():
+    seen = []
+
+    def factory(**options):
+        seen.append(options)
+        return MLP((2,), 2, hidden=(4,), **options)
+
+    create_method("meta_pseudo_labels", factory, 2, teacher_dropout=0.5, student_dropout=0.35)
+    assert seen == [{"dropout": 0.5}, {"dropout": 0.35}]
