@@ -109,6 +109,9 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
                     f"but x_train rows have {ds.x_train.shape[1:]}"
                 )
         x_unlabeled = _canonical_features(x_unlabeled)
+        if len(x_unlabeled) and (x_unlabeled.dtype == np.uint8) != (_canonical_features(ds.x_train).dtype == np.uint8):
+            raise DataError(f"x_unlabeled is {x_unlabeled.dtype} but x_train is {ds.x_train.dtype}: "
+                            "give images to both as uint8, or features to both as floats")
     return ArrayDataset(
         name=ds.name,
         x_train=_canonical_features(ds.x_train),
