@@ -72,6 +72,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--median-of", type=int, help=f"report the median of the last N evaluations too (default {d.median_of})")
     add("--strong-noise", type=float,
         help="feature data: std of a Gaussian-noise strong view of unlabeled inputs (UDA, FixMatch, MPL's teacher)")
+    add("--input-noise", type=float,
+        help="std of Gaussian noise on labeled and weak views (Pi-model / Mean Teacher input noise)")
     add("--no-augment", dest="augment", action="store_const", const=False,
         help="images: no flip/translate on labeled and weak views")
     add("--translate", type=float, help=f"images: max shift as a fraction of the side (default {d.translate})")

@@ -1,6 +1,7 @@
 """Loss functions shared by the methods. Pure functions of tensors."""
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
@@ -35,3 +36,31 @@ def linear_ramp(step: int, ramp_steps: int) -> float:
     if ramp_steps <= 0:
         return 1.0
     return min(1.0, step / ramp_steps)
+
+
+def sigmoid_rampup(step: int, ramp_steps: int) -> float:
+    """exp(-5 (1 - x)^2) for x = step / ramp_steps in [0, 1] (Laine & Aila; Mean Teacher): starts at
+    exp(-5) = 0.0067 and reaches 1 at ramp_steps (1 at once when ramp_steps is 0)."""
+    if ramp_steps <= 0:
+        return 1.0
+    x = min(1.0, max(0.0, step / ramp_steps))
+    return math.exp(-5.0 * (1.0 - x) ** 2)
+
+
+def softmax_mse(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean over batch and classes of (softmax(logits) - target)^2: the consistency cost of the
+    Pi-model, Temporal Ensembling, Mean Teacher and ICT (Mean Teacher found it beats KL).
+    Mean Teacher's published weights (e.g. 100) are for this per-class mean."""
+    return ((F.softmax(logits.float(), dim=-1) - target_probs.float()) ** 2).mean()
+
+
+def kl_divergence(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(target_logits) || softmax(logits)), summed over classes, mean over the batch."""
+    target_log = F.log_softmax(target_logits.float(), dim=-1)
+    return (target_log.exp() * (target_log - F.log_softmax(logits.float(), dim=-1))).sum(-1).mean()
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the predicted distributions (entropy minimisation, VAT + EntMin)."""
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    return -(log_p.exp() * log_p).sum(-1).mean()

@@ -30,7 +30,7 @@ def tiny_dataset():
 def tiny_config(method, out=None, **overrides):
     base = dict(method=method, num_labeled=9, model="mlp", model_options={"hidden": [8]}, steps=6,
                 batch_size=6, unlabeled_batch_size=16, lr=0.05, momentum=0.9, eval_every=3,
-                strong_noise=0.2, seed=0, device="cpu", out=out, progress=False,
+                strong_noise=0.2, input_noise=0.1, seed=0, device="cpu", out=out, progress=False,
                 unlabeled_pool="rest")
     if method in METHODS:
         base["method_options"] = dict(METHODS.get(method).smoke_hparams)

@@ -16,18 +16,27 @@ from .noise import GaussianNoise
 
 
 class FeatureViews:
-    def __init__(self, strong_noise: Optional[float] = None):
+    """Labeled and weak views: the stored rows, plus Gaussian ``input_noise`` if set; strong view:
+    the rows plus Gaussian ``strong_noise``."""
+
+    def __init__(self, strong_noise: Optional[float] = None, input_noise: Optional[float] = None):
         self.strong_view = GaussianNoise(strong_noise) if strong_noise else None
+        self.input_noise = GaussianNoise(input_noise) if input_noise else None
 
     @property
     def has_strong(self) -> bool:
         return self.strong_view is not None
 
+    @property
+    def noisy(self) -> bool:
+        """Whether two draws of the weak view differ."""
+        return self.input_noise is not None
+
     def labeled(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return x
+        return self.input_noise(x, generator) if self.input_noise else x
 
     def weak(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return x
+        return self.input_noise(x, generator) if self.input_noise else x
 
     def strong(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.strong_view(x, generator)
@@ -38,20 +47,27 @@ class FeatureViews:
 
 class ImageViews:
     """labeled and weak: flip (unless the dataset forbids it) + translate; strong: the weak view
-    then RandAugment + Cutout (FixMatch). ``augment=False`` turns off weak augmentation."""
+    then RandAugment + Cutout (FixMatch). ``augment=False`` turns off weak augmentation;
+    ``input_noise`` adds Gaussian noise of that std to the standardised labeled and weak views
+    (the input noise of the Pi-model and Mean Teacher ConvNets, 0.15)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], hflip: bool = True,
                  translate: float = 0.125, randaugment: Optional[RandAugment] = None,
-                 augment: bool = True, channels_last: bool = False):
+                 augment: bool = True, channels_last: bool = False, input_noise: Optional[float] = None):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.hflip, self.translate, self.augment = hflip, translate, augment
         self.randaugment = randaugment
+        self.input_noise = GaussianNoise(input_noise) if input_noise else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     @property
     def has_strong(self) -> bool:
         return self.randaugment is not None
+
+    @property
+    def noisy(self) -> bool:
+        return self.augment or self.input_noise is not None
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)
@@ -62,10 +78,11 @@ class ImageViews:
         return flip_and_translate(x, generator, self.hflip, self.translate) if self.augment else x
 
     def labeled(self, x, generator):
-        return self._finish(self._weak_unit(x, generator))
+        return self.weak(x, generator)
 
     def weak(self, x, generator):
-        return self._finish(self._weak_unit(x, generator))
+        x = self._finish(self._weak_unit(x, generator))
+        return self.input_noise(x, generator) if self.input_noise else x
 
     def strong(self, x, generator):
         return self._finish(self.randaugment(self._weak_unit(x, generator), generator))

@@ -16,6 +16,10 @@ class Batch:
     x_u: torch.Tensor
     x_u_strong: Optional[torch.Tensor] = None
     idx_u: Optional[torch.Tensor] = None  # positions in the unlabeled pool, for per-sample state
+    # A second, independent draw of the labeled and weak views, for methods that compare two
+    # stochastic passes (Pi-model, Mean Teacher, ...): "each side with its own noise".
+    x_l_alt: Optional[torch.Tensor] = None
+    x_u_alt: Optional[torch.Tensor] = None
 
 
 class IndexStream:
@@ -51,10 +55,12 @@ class SemiSupervisedStream:
     into model inputs; the strong view is made only when ``make_strong`` is set."""
 
     def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
-                 batch_size: int, unlabeled_batch_size: int, seed: int, views, make_strong: bool = True):
+                 batch_size: int, unlabeled_batch_size: int, seed: int, views, make_strong: bool = True,
+                 make_second_view: bool = False):
         self.x_l, self.y_l, self.x_u = x_l, y_l, x_u
         self.views = views
         self.make_strong = make_strong and views.has_strong
+        self.make_second_view = make_second_view
         # One generator for index order, one for augmentation: both seeded, both saved.
         self.index_generator = torch.Generator().manual_seed(seed)
         self.view_generator = torch.Generator(device=x_u.device).manual_seed(seed + 1)
@@ -65,9 +71,13 @@ class SemiSupervisedStream:
         il = self.labeled.next().to(self.x_l.device)
         iu = self.unlabeled.next().to(self.x_u.device)
         g = self.view_generator
-        x_u = self.x_u[iu]
-        strong = self.views.strong(x_u, g) if self.make_strong else None
-        return Batch(self.views.labeled(self.x_l[il], g), self.y_l[il], self.views.weak(x_u, g), strong, iu)
+        x_l, x_u = self.x_l[il], self.x_u[iu]
+        batch = Batch(self.views.labeled(x_l, g), self.y_l[il], self.views.weak(x_u, g), None, iu)
+        if self.make_strong:
+            batch.x_u_strong = self.views.strong(x_u, g)
+        if self.make_second_view:
+            batch.x_l_alt, batch.x_u_alt = self.views.labeled(x_l, g), self.views.weak(x_u, g)
+        return batch
 
     def state_dict(self) -> dict:
         return {

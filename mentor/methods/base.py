@@ -10,6 +10,9 @@ Labels, the Pseudo-Label baseline) override ``step`` openly.
 Contract used by the trainer and the conformance tests:
 - ``uses_unlabeled`` says whether unlabeled data changes the update (False only for supervised);
 - ``strong_view`` is "required" (FixMatch, UDA), "optional" (used when present) or "unused";
+- ``second_view`` asks for a second independent draw of the labeled and weak views (x_l_alt, x_u_alt);
+- ``num_unlabeled`` (the size of the unlabeled pool) is set by the trainer before ``setup``;
+- ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
 - all randomness comes from the global torch RNG (seeded by the trainer) or from
@@ -42,6 +45,7 @@ class Method:
     name: str = "method"
     uses_unlabeled: bool = True
     strong_view: str = "optional"
+    second_view: bool = False
     # Hyper-parameters that make the rule observable within a few steps of a tiny problem
     # (e.g. no confidence threshold); used by the conformance suite only.
     smoke_hparams: Dict[str, object] = {}
@@ -54,6 +58,7 @@ class Method:
         self.step_index = 0
         self.total_steps = 0
         self.amp = None  # (device_type, dtype) of autocast, set by the trainer
+        self.num_unlabeled = 0  # size of the unlabeled pool, set by the trainer
 
     def autocast(self):
         """Mixed precision for forward passes (losses are computed in float32 by the callers)."""
@@ -111,6 +116,10 @@ class Method:
     def eval_model(self) -> nn.Module:
         """The model that is evaluated and returned at the end."""
         return self.models["model"]
+
+    def eval_models(self) -> Dict[str, nn.Module]:
+        """Further models to evaluate, by name (logged as NAME_test_accuracy)."""
+        return {}
 
     def train(self) -> None:
         self.models.train()

@@ -41,6 +41,7 @@ class TrainConfig:
     eval_every: int = 100                # 0 = evaluate only at the end
     median_of: int = 20                  # also report the median test accuracy of the last N evaluations
     strong_noise: Optional[float] = None  # std of a Gaussian-noise strong view of feature (non-image) data
+    input_noise: Optional[float] = None  # std of Gaussian noise on labeled and weak views (Pi-model, Mean Teacher)
     augment: bool = True                 # images: flip (unless digits) + translate for labeled and weak views
     translate: float = 0.125             # images: shift up to this fraction of the side (4 px on 32)
     randaugment_ops: int = 2             # images: RandAugment ops per image in the strong view

@@ -126,7 +126,12 @@ class Trainer:
         if self.method.strong_view == "required" and not self.views.has_strong:
             raise ConfigError(f"method {config.method!r} trains on a strong view of the unlabeled data; "
                               "for feature (non-image) data pass --strong-noise STD")
+        if self.method.second_view and not self.views.noisy:
+            raise ConfigError(f"method {config.method!r} compares two noisy views of each input, but the views "
+                              "have no noise and would be identical; pass --input-noise STD "
+                              "(or keep image augmentation on)")
         self.method.configure_optimizers(partial(make_optimizer, config))
+        self.method.num_unlabeled = len(self.split.unlabeled)
         self.method.setup(config.steps)
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(
@@ -151,14 +156,14 @@ class Trainer:
     def _make_views(self):
         ds, cfg = self.dataset, self.config
         if not ds.is_image:
-            return FeatureViews(cfg.strong_noise)
+            return FeatureViews(cfg.strong_noise, cfg.input_noise)
         if cfg.strong_noise:
             raise ConfigError("--strong-noise is for feature data; images get RandAugment + Cutout as their strong view")
         mean, std = channel_stats(ds.x_train)
         wants_strong = self.method.strong_view != "unused" and cfg.randaugment_ops + cfg.cutout > 0
         randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout) if wants_strong else None
         return ImageViews(mean, std, hflip=ds.hflip, translate=cfg.translate, randaugment=randaugment,
-                          augment=cfg.augment, channels_last=self.channels_last)
+                          augment=cfg.augment, channels_last=self.channels_last, input_noise=cfg.input_noise)
 
     def _make_stream(self) -> SemiSupervisedStream:
         ds, split, cfg = self.dataset, self.split, self.config
@@ -167,7 +172,8 @@ class Trainer:
         return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(ds.y_train[split.labeled]),
                                     as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
                                     seed=cfg.seed, views=self.views,
-                                    make_strong=self.method.strong_view != "unused")
+                                    make_strong=self.method.strong_view != "unused",
+                                    make_second_view=self.method.second_view)
 
     # --- files --------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -249,6 +255,8 @@ class Trainer:
         result = {f"test_{k}": v for k, v in run(self.method.eval_model()).items()}
         if self.ema is not None:
             result.update({f"ema_test_{k}": v for k, v in run(self.ema.module).items()})
+        for name, model in self.method.eval_models().items():
+            result.update({f"{name}_test_{k}": v for k, v in run(model).items()})
         return result
 
     def _log(self, record: dict) -> None:
@@ -331,15 +339,16 @@ class Trainer:
             "method_hparams": self.method.hparams,
             "config": self.config.to_dict(),
         }
-        if "ema_test_accuracy" in last:
-            summary["final_ema_test_accuracy"] = last["ema_test_accuracy"]
+        extra_accuracies = [k for k in last if k.endswith("test_accuracy") and k != "test_accuracy"]
+        for key in extra_accuracies:  # ema_test_accuracy, teacher_test_accuracy, ...
+            summary[f"final_{key}"] = last[key]
         # The median of the last N evaluations (FixMatch reports N = 20): less noisy than the
         # final value and, unlike the best value, not a selection on the test set.
         recent = [r for r in self.history if "test_accuracy" in r][-self.config.median_of:]
         if recent:
             summary["median_of_last"] = len(recent)
-            for key in ("test_accuracy", "ema_test_accuracy"):
-                if key in recent[-1]:
+            for key in ["test_accuracy", *extra_accuracies]:
+                if all(key in r for r in recent):
                     summary[f"median_last_{key}"] = statistics.median(r[key] for r in recent)
         if self.config.out is not None:
             summary["split_file"] = "split.json"
