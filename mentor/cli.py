@@ -117,7 +117,8 @@ def cmd_methods(args) -> int:
 
     for name in METHODS.names():
         doc = (sys.modules[METHODS.get(name).__module__].__doc__ or "").strip()
-        print(f"{name:22s} {doc.splitlines()[0] if doc else ''}")
+        summary = " ".join(doc.split("\n\n")[0].split())  # the docstring's first paragraph, on one line
+        print(f"{name:22s} {summary}")
     return 0
 
 
