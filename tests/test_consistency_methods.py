@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mentor.data import Batch
 from mentor.losses import sigmoid_rampup, softmax_mse
 from mentor.methods import create_method
-from mentor.methods.ema_teacher import ema_decay
+from mentor.methods.consistency import ema_decay
 from mentor.models import MLP, create_model
 
 

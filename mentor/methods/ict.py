@@ -17,15 +17,15 @@ import torch.nn.functional as F
 
 from ..augment import mixup
 from ..errors import ConfigError
-from ..losses import sigmoid_rampup, softmax_mse
+from ..losses import softmax_mse
 from ..registry import METHODS
-from .base import Method, StepOutput
-from .ema_teacher import ema_decay, ema_update, make_teacher, resolve_ramp
+from .base import StepOutput
+from .consistency import EMATeacherMethod, make_teacher
 from .fixmatch import fused_forward
 
 
 @METHODS.register("ict")
-class ICT(Method):
+class ICT(EMATeacherMethod):
     name = "ict"
     strong_view = "unused"
 
@@ -41,11 +41,6 @@ class ICT(Method):
         self.models["model"] = model_factory()
         self.models["teacher"] = make_teacher(self.models["model"])
 
-    def setup(self, total_steps):
-        super().setup(total_steps)
-        self.ramp_steps = resolve_ramp(self.ramp_steps, total_steps)
-        self.hparams["ramp_steps"] = self.ramp_steps
-
     def eval_models(self):
         return {"teacher": self.models["teacher"]}
 
@@ -56,11 +51,6 @@ class ICT(Method):
         logits_l, logits_mix = fused_forward(self.models["model"], batch.x_l, x_mix)
         loss_l = F.cross_entropy(logits_l, batch.y_l)
         loss_u = softmax_mse(logits_mix, target)
-        weight = self.consistency_weight * sigmoid_rampup(self.step_index, self.ramp_steps)
+        weight = self.ramped_weight()
         return StepOutput(loss_l + weight * loss_u,
                           {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "lam": lam.mean()})
-
-    def step(self, batch):
-        logs = super().step(batch)
-        ema_update(self.models["teacher"], self.models["model"], ema_decay(self.step_index - 1, self.ema_decay))
-        return logs

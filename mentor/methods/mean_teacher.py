@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..losses import sigmoid_rampup, softmax_mse
+from ..losses import softmax_mse
 from ..registry import METHODS
-from .base import Method, StepOutput
-from .ema_teacher import ema_decay, ema_update, make_teacher, resolve_ramp
+from .base import StepOutput
+from .consistency import EMATeacherMethod, make_teacher
 
 
 def widen_classifier(model: nn.Module, factor: int) -> nn.Module:
@@ -53,7 +53,7 @@ class FirstHead(nn.Module):
 
 
 @METHODS.register("mean_teacher")
-class MeanTeacher(Method):
+class MeanTeacher(EMATeacherMethod):
     name = "mean_teacher"
     strong_view = "unused"
     second_view = True
@@ -79,11 +79,6 @@ class MeanTeacher(Method):
         heads = (lambda m: FirstHead(m, num_classes)) if dual_head else (lambda m: m)
         self._student_view, self._teacher_view = heads(student), heads(self.models["teacher"])
 
-    def setup(self, total_steps):
-        super().setup(total_steps)
-        self.ramp_steps = resolve_ramp(self.ramp_steps, total_steps)
-        self.hparams["ramp_steps"] = self.ramp_steps
-
     def eval_model(self):
         return self._student_view
 
@@ -99,7 +94,7 @@ class MeanTeacher(Method):
         cons_logits = student_logits[:, c:] if self.dual_head else class_logits
         loss_l = F.cross_entropy(class_logits[:n_l], batch.y_l)
         loss_u = softmax_mse(cons_logits, F.softmax(teacher_logits, dim=-1))
-        weight = self.consistency_weight * sigmoid_rampup(self.step_index, self.ramp_steps)
+        weight = self.ramped_weight()
         loss = loss_l + weight * loss_u
         logs = {"loss_l": loss_l.detach(), "loss_u": loss_u.detach()}
         if self.dual_head:
@@ -108,9 +103,5 @@ class MeanTeacher(Method):
             logs["logit_distance"] = distance.detach()
         return StepOutput(loss, logs)
 
-    def step(self, batch):
-        logs = super().step(batch)  # the student's update; step_index is now t + 1
-        t = self.step_index - 1
-        alpha_max = self.ema_decay_rampup if t < self.ramp_steps else self.ema_decay
-        ema_update(self.models["teacher"], self.models["model"], ema_decay(t, alpha_max))
-        return logs
+    def teacher_alpha_max(self, step):
+        return self.ema_decay_rampup if step < self.ramp_steps else self.ema_decay

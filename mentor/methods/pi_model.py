@@ -15,15 +15,15 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..losses import sigmoid_rampup, softmax_mse
+from ..losses import softmax_mse
 from ..registry import METHODS
-from .base import Method, StepOutput
-from .ema_teacher import resolve_ramp
+from .base import StepOutput
+from .consistency import ConsistencyMethod
 from .fixmatch import fused_forward
 
 
 @METHODS.register("pi_model")
-class PiModel(Method):
+class PiModel(ConsistencyMethod):
     name = "pi_model"
     strong_view = "unused"
     second_view = True
@@ -35,17 +35,12 @@ class PiModel(Method):
         self.ramp_steps = ramp_steps
         self.models["model"] = model_factory()
 
-    def setup(self, total_steps):
-        super().setup(total_steps)
-        self.ramp_steps = resolve_ramp(self.ramp_steps, total_steps)
-        self.hparams["ramp_steps"] = self.ramp_steps
-
     def loss(self, batch):
         n_l = len(batch.x_l)
         first, second = fused_forward(self.models["model"], torch.cat([batch.x_l, batch.x_u]),
                                       torch.cat([batch.x_l_alt, batch.x_u_alt]))
         loss_l = F.cross_entropy(first[:n_l], batch.y_l)
         loss_u = softmax_mse(first, F.softmax(second, dim=-1))  # gradient flows into both passes
-        weight = self.consistency_weight * sigmoid_rampup(self.step_index, self.ramp_steps)
+        weight = self.ramped_weight()
         return StepOutput(loss_l + weight * loss_u,
                           {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "weight_u": torch.tensor(weight)})

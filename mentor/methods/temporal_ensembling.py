@@ -18,15 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..losses import sigmoid_rampup
 from ..registry import METHODS
-from .base import Method, StepOutput
-from .ema_teacher import resolve_ramp
+from .base import StepOutput
+from .consistency import ConsistencyMethod
 from .fixmatch import fused_forward
 
 
 @METHODS.register("temporal_ensembling")
-class TemporalEnsembling(Method):
+class TemporalEnsembling(ConsistencyMethod):
     name = "temporal_ensembling"
     strong_view = "unused"
 
@@ -44,11 +43,6 @@ class TemporalEnsembling(Method):
         self.epoch_preds: Optional[torch.Tensor] = None  # this epoch's predictions, (N_u, C)
         self.epoch_seen: Optional[torch.Tensor] = None   # (N_u,) bool
         self.steps_per_epoch = 0
-
-    def setup(self, total_steps):
-        super().setup(total_steps)
-        self.ramp_steps = resolve_ramp(self.ramp_steps, total_steps)
-        self.hparams["ramp_steps"] = self.ramp_steps
 
     def _init_state(self, batch, device):
         if batch.idx_u is None:
@@ -77,7 +71,7 @@ class TemporalEnsembling(Method):
         probs = F.softmax(logits_u, dim=-1)
         per_example = ((probs - target) ** 2).mean(dim=-1) * has_target.float()
         loss_u = per_example.sum() / len(idx)  # examples without a target yet count as zero
-        weight = self.consistency_weight * sigmoid_rampup(self.step_index, self.ramp_steps)
+        weight = self.ramped_weight()
         with torch.no_grad():
             self.epoch_preds[idx] = probs.detach()
             self.epoch_seen[idx] = True
