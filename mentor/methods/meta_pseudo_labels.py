@@ -52,6 +52,7 @@ from torch.func import functional_call, jvp
 
 from ..errors import ConfigError
 from ..losses import linear_ramp, soft_cross_entropy, uda_consistency
+from ..models.layers import frozen_bn_statistics
 from ..registry import METHODS
 from .base import Method, flat, sgd_update_lr
 from .pseudo_label import check_label_kind, teacher_targets
@@ -197,9 +198,15 @@ class MetaPseudoLabels(Method):
         eta = sgd_update_lr(opt)
         targets = teacher_targets(t_logits_u, self.labels, self.generator)  # (B, C), no gradient
 
-        s_logits_l, s_logits_u = student(torch.cat([batch.x_l, x_u])).split([len(batch.x_l), len(x_u)])
+        # One forward over labeled + unlabeled (one BN batch, as the public code); only the
+        # unlabeled part is trained on.
+        s_logits_u = student(torch.cat([batch.x_l, x_u]))[len(batch.x_l):]
         loss_u = soft_cross_entropy(s_logits_u, targets)
-        loss_old = F.cross_entropy(s_logits_l.detach(), batch.y_l)
+        with torch.no_grad(), frozen_bn_statistics(student):
+            # The labeled loss before the step, measured the way L_new is after it: a forward of
+            # the labeled batch alone. (Read off the fused forward, as the public code does, batch
+            # norm would normalise it with other statistics and bias L_old - L_new.)
+            loss_old = F.cross_entropy(student(batch.x_l), batch.y_l)
         g_u = torch.autograd.grad(loss_u, params)
         g_u_flat = flat(g_u)  # a copy, taken before the optimizer reads the gradients
         old_params = [p.detach().clone() for p in params] if self.labels == "soft" else None

@@ -16,14 +16,12 @@ evaluation.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import ConfigError
 from ..losses import entropy, kl_divergence
+from ..models.layers import frozen_bn_statistics
 from ..registry import METHODS
 from .base import Method, StepOutput
 
@@ -34,22 +32,6 @@ def _norms(d: torch.Tensor) -> torch.Tensor:
 
 def _normalise(d: torch.Tensor) -> torch.Tensor:
     return d / _norms(d).clamp_min(1e-30)
-
-
-@contextlib.contextmanager
-def frozen_bn_statistics(model: nn.Module):
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
-             for m in norms]
-    for m in norms:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, (momentum, tracked) in zip(norms, saved):
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
 
 
 @METHODS.register("vat")

@@ -1,6 +1,8 @@
 """Small building blocks shared by the convolutional models."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -30,3 +32,21 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+@contextlib.contextmanager
+def frozen_bn_statistics(model: nn.Module):
+    """Forward passes inside leave batch-norm running statistics as they were (momentum 0),
+    for extra passes that must not leak into evaluation (VAT's perturbations, MPL's L_old)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)

@@ -283,8 +283,9 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         self._prepare_out(resume)
         cfg = self.config
+        # Each log is averaged over the steps that produced it (a phase may log keys others do not).
         sums: Dict[str, torch.Tensor] = {}
-        count = 0
+        counts: Dict[str, int] = {}
         last: Dict[str, float] = {}
         start_step = self.step
         started = time.perf_counter()
@@ -301,13 +302,13 @@ class Trainer:
                 self.ema.update_parameters(self.method.eval_model())
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + torch.as_tensor(v, dtype=torch.float32).detach()
-            count += 1
+                counts[k] = counts.get(k, 0) + 1
             self.step += 1
             bar.update(1)
             at_eval = cfg.eval_every and self.step % cfg.eval_every == 0
             if at_eval or self.step == cfg.steps:
-                train_logs = {k: float(v) / count for k, v in sums.items()}
-                sums, count = {}, 0
+                train_logs = {k: float(v) / counts[k] for k, v in sums.items()}
+                sums, counts = {}, {}
                 self.elapsed += time.perf_counter() - started
                 started = time.perf_counter()
                 last = {"step": self.step, **self.evaluate(), "train": train_logs,
