@@ -163,3 +163,23 @@ def test_mpl_gives_teacher_and_student_their_own_dropout():
 
     create_method("meta_pseudo_labels", factory, 2, teacher_dropout=0.5, student_dropout=0.35)
     assert seen == [{"dropout": 0.5}, {"dropout": 0.35}]
+
+
+def test_mpl_measures_old_labeled_loss_on_the_labeled_batch_without_touching_bn_statistics():
+    from mentor.models import create_model
+
+    torch.manual_seed(0)
+    method = create_method("meta_pseudo_labels", partial(create_model, "small_cnn", (1, 8, 8), 3, widths=[4]), 3,
+                           feedback="loss_diff")
+    method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
+    method.setup(10)
+    student = method.models["student"]
+    x_l, y_l = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    expected_old = F.cross_entropy(student(x_l), y_l).item()  # train-mode forward of the labeled batch alone
+    for m in student.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+    logs = method.step(Batch(x_l, y_l, torch.randn(6, 1, 8, 8)))
+    assert float(logs["loss_l_old"]) == pytest.approx(expected_old, rel=1e-5)
+    bn = next(m for m in student.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert int(bn.num_batches_tracked) == 2  # the fused training forward and L_new's forward only

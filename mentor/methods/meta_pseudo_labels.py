@@ -136,6 +136,9 @@ class MetaPseudoLabels(Method):
     def eval_model(self):
         return self.models["student"]
 
+    def eval_models(self):
+        return {"teacher": self.models["teacher"]}  # for diagnosis; the student is the result
+
     def extra_state(self):
         return {"baseline": self.baseline}
 

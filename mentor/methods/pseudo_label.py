@@ -67,6 +67,9 @@ class PseudoLabel(Method):
     def eval_model(self):
         return self.models["student"]
 
+    def eval_models(self):
+        return {"teacher": self.models["teacher"]}  # for diagnosis; the student is the result
+
     def step(self, batch):
         teacher, student = self.models["teacher"], self.models["student"]
         self.train()
