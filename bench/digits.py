@@ -72,8 +72,8 @@ def main() -> None:
             rows.append({"method": method, "seed": seed, "test_accuracy": summary["final_test_accuracy"],
                          "seconds": seconds})
             print(json.dumps(rows[-1]), flush=True)
-            if "final_teacher_test_accuracy" in summary:  # Mean Teacher, ICT: the EMA teacher too
-                rows.append({"method": f"{method} (its EMA teacher)", "seed": seed,
+            if "final_teacher_test_accuracy" in summary:  # MT, ICT (EMA teachers), MPL, Pseudo Labels
+                rows.append({"method": f"{method} (its teacher)", "seed": seed,
                              "test_accuracy": summary["final_teacher_test_accuracy"], "seconds": seconds})
     stamp = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "settings": COMMON, "options": METHOD_OPTIONS}
     with open(RESULTS, "a") as f:
