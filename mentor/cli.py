@@ -50,6 +50,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--num-labeled", type=int, help=f"labeled examples (default {d.num_labeled})")
     add("--split", choices=("balanced", "mpl"), help="balanced: seeded N/C per class (default); "
         "mpl: MPL appendix C.1, skip 5,000 then take N (official file order only)")
+    add("--validation-size", type=int,
+        help="training examples held out (class-balanced) to report val_accuracy; choose settings on it")
     add("--unlabeled-pool", choices=("all", "rest"),
         help="unlabeled data: every training example (papers' default) or those not labeled")
     add("--model", help=f"mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn (default {d.model})")

@@ -69,7 +69,7 @@ def test_fewer_labels_than_classes():
 
 
 def test_more_labels_than_examples():
-    with pytest.raises(DataError, match="--num-labeled 61 exceeds the 60 training examples"):
+    with pytest.raises(DataError, match="--num-labeled 61 exceeds the 60 available training examples"):
         start(blobs(), num_labeled=61)
 
 

@@ -157,3 +157,19 @@ def test_presets_and_flag_overrides():
 def test_unknown_preset_lists_the_choices(capsys):
     assert main(["train", "--preset", "mpl-imagenet"]) == 2
     assert "unknown preset 'mpl-imagenet'; choose one of: fixmatch-cifar10" in capsys.readouterr().err
+
+
+def test_validation_split_is_held_out_and_evaluated(tmp_path):
+    out = str(tmp_path / "v")
+    summary = Trainer(image_config("supervised", out, validation_size=9, steps=2, eval_every=1),
+                      dataset=tiny_images()).fit()
+    with open(tmp_path / "v" / "split.json") as f:
+        split = json.load(f)
+    validation = set(split["validation"])
+    assert len(validation) == 9 and not validation & set(split["labeled"]) and not validation & set(split["unlabeled"])
+    assert sorted(np.bincount(tiny_images().y_train[sorted(validation)]).tolist()) == [3, 3, 3]
+    assert "final_val_accuracy" in summary and "median_last_val_accuracy" in summary
+    from mentor.data import make_split
+
+    mpl = make_split(np.arange(6000) % 10, 100, 10, seed=0, protocol="mpl", validation_size=500)
+    assert mpl.validation == list(range(500)) and mpl.labeled[0] == 5000

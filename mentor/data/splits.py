@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import List
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
 
 import numpy as np
 
@@ -12,12 +12,14 @@ from ..errors import DataError
 
 @dataclass
 class Split:
-    """Indices into the training set. unlabeled may overlap labeled (the papers' default pool)."""
+    """Indices into the training set. unlabeled may overlap labeled (the papers' default pool);
+    validation is held out of both (for choosing settings without touching the test split)."""
 
     labeled: List[int]
     unlabeled: List[int]
     seed: int
     protocol: str
+    validation: List[int] = field(default_factory=list)
 
     def save(self, path: str) -> None:
         with open(path, "w") as f:
@@ -29,7 +31,8 @@ class Split:
             return cls(**json.load(f))
 
 
-def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, seed: int) -> np.ndarray:
+def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, seed: int,
+                             exclude: Optional[np.ndarray] = None) -> np.ndarray:
     """num_labeled // C examples of every class, drawn with their own seed.
 
     When num_labeled is not a multiple of C, the remainder goes to randomly chosen classes
@@ -40,14 +43,17 @@ def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, 
             f"--num-labeled {num_labeled} leaves some of the {num_classes} classes with no labeled "
             f"example; ask for at least {num_classes}"
         )
-    if num_labeled > len(y):
-        raise DataError(f"--num-labeled {num_labeled} exceeds the {len(y)} training examples")
+    available = np.ones(len(y), bool)
+    if exclude is not None:
+        available[exclude] = False
+    if num_labeled > available.sum():
+        raise DataError(f"--num-labeled {num_labeled} exceeds the {int(available.sum())} available training examples")
     rng = np.random.default_rng(seed)
     per_class = np.full(num_classes, num_labeled // num_classes)
     per_class[rng.choice(num_classes, num_labeled % num_classes, replace=False)] += 1
     chosen = []
     for c in range(num_classes):
-        members = np.flatnonzero(y == c)
+        members = np.flatnonzero((y == c) & available)
         if len(members) == 0:
             raise DataError(f"class {c} has no training example, so it can get no labeled example")
         if len(members) < per_class[c]:
@@ -77,13 +83,24 @@ def mpl_labeled_indices(n: int, num_labeled: int, ordered: bool) -> np.ndarray:
 
 def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: int,
                unlabeled_pool: str = "all", extra_unlabeled: int = 0, protocol: str = "balanced",
-               ordered: bool = True) -> Split:
+               ordered: bool = True, validation_size: int = 0) -> Split:
     """Labeled indices by the protocol ("balanced": seeded, N/C per class; "mpl": appendix C.1);
     the unlabeled pool is every training example ("all", as in the papers) or the ones left over
-    ("rest"). Indices >= len(y_train) refer to the dataset's extra unlabeled examples."""
+    ("rest"). Indices >= len(y_train) refer to the dataset's extra unlabeled examples.
+    validation_size examples are held out of both: class-balanced with their own seed, or, for
+    the "mpl" protocol, the first ones of the 5,000 that appendix C.1 reserves for validation."""
+    validation = np.zeros(0, dtype=int)
+    if validation_size < 0:
+        raise DataError(f"validation size must be >= 0, got {validation_size}")
     if protocol == "balanced":
-        labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed)
+        if validation_size:
+            validation = balanced_labeled_indices(y_train, validation_size, num_classes, seed + 1_000_003)
+        labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed, exclude=validation)
     elif protocol == "mpl":
+        if validation_size > MPL_SKIP:
+            raise DataError(f"the 'mpl' protocol reserves {MPL_SKIP} images for validation; "
+                            f"asked for {validation_size}")
+        validation = np.arange(validation_size)
         labeled = mpl_labeled_indices(len(y_train), num_labeled, ordered)
     else:
         raise DataError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -94,10 +111,11 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
         pool = np.setdiff1d(np.arange(n), labeled)
     else:
         raise DataError(f"unknown unlabeled pool {unlabeled_pool!r}; choose 'all' or 'rest'")
+    pool = np.setdiff1d(pool, validation)
     pool = np.concatenate([pool, n + np.arange(extra_unlabeled)])
     if len(pool) == 0:
         raise DataError(
             "the unlabeled set is empty: every training example is labeled and no extra "
             "unlabeled data was given; use --unlabeled-pool all or add x_unlabeled"
         )
-    return Split(labeled.tolist(), pool.astype(int).tolist(), seed, protocol)
+    return Split(labeled.tolist(), pool.astype(int).tolist(), seed, protocol, validation.astype(int).tolist())

@@ -24,6 +24,7 @@ class TrainConfig:
     num_labeled: int = 10
     split: str = "balanced"              # "balanced" (seeded, N/C per class) or "mpl" (MPL appendix C.1)
     unlabeled_pool: str = "all"          # "all" (the papers' default) or "rest"
+    validation_size: int = 0             # training examples held out for validation (val_accuracy)
     model: str = "mlp"
     model_options: dict = field(default_factory=dict)
     method_options: dict = field(default_factory=dict)

@@ -104,12 +104,15 @@ class Trainer:
         extra = 0 if dataset.x_unlabeled is None else len(dataset.x_unlabeled)
         self.split = make_split(dataset.y_train, config.num_labeled, dataset.num_classes,
                                 config.resolved_split_seed, config.unlabeled_pool, extra,
-                                protocol=config.split, ordered=dataset.ordered)
+                                protocol=config.split, ordered=dataset.ordered,
+                                validation_size=config.validation_size)
         x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
         x_eval = np.asarray(x_eval)
         self.x_eval = torch.as_tensor(x_eval if x_eval.dtype == np.uint8 else x_eval.astype(np.float32),
                                       device=self.device)
         self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
+        self.x_val = torch.as_tensor(dataset.x_train[self.split.validation], device=self.device)
+        self.y_val = torch.as_tensor(dataset.y_train[self.split.validation], device=self.device)
 
         seed_everything(config.seed)
         model_factory = partial(create_model, config.model, dataset.input_shape, dataset.num_classes,
@@ -250,13 +253,18 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------
     def evaluate(self) -> Dict[str, float]:
-        run = partial(evaluate, x=self.x_eval, y=self.y_eval, transform=self.views.eval,
-                      autocast=self.method.autocast)
-        result = {f"test_{k}": v for k, v in run(self.method.eval_model()).items()}
-        if self.ema is not None:
-            result.update({f"ema_test_{k}": v for k, v in run(self.ema.module).items()})
-        for name, model in self.method.eval_models().items():
-            result.update({f"{name}_test_{k}": v for k, v in run(model).items()})
+        """Test metrics (test_accuracy, ema_test_accuracy, teacher_test_accuracy, ...) and, with a
+        validation split, the same on it (val_accuracy, ...): choose settings on val_, never test_."""
+        models = {"": self.method.eval_model(), **({"ema_": self.ema.module} if self.ema is not None else {}),
+                  **{f"{name}_": model for name, model in self.method.eval_models().items()}}
+        splits = {"test": (self.x_eval, self.y_eval)}
+        if len(self.y_val):
+            splits["val"] = (self.x_val, self.y_val)
+        result = {}
+        for split, (x, y) in splits.items():
+            run = partial(evaluate, x=x, y=y, transform=self.views.eval, autocast=self.method.autocast)
+            for prefix, model in models.items():
+                result.update({f"{prefix}{split}_{k}": v for k, v in run(model).items()})
         return result
 
     def _log(self, record: dict) -> None:
@@ -340,7 +348,7 @@ class Trainer:
             "method_hparams": self.method.hparams,
             "config": self.config.to_dict(),
         }
-        extra_accuracies = [k for k in last if k.endswith("test_accuracy") and k != "test_accuracy"]
+        extra_accuracies = [k for k in last if k.endswith(("test_accuracy", "val_accuracy")) and k != "test_accuracy"]
         for key in extra_accuracies:  # ema_test_accuracy, teacher_test_accuracy, ...
             summary[f"final_{key}"] = last[key]
         # The median of the last N evaluations (FixMatch reports N = 20): less noisy than the
