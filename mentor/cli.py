@@ -39,7 +39,10 @@ def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every flag defaults to "not given" so that a preset's value is overridden only by an
     explicit flag; the defaults shown are TrainConfig's."""
+    from .data.splits import PROTOCOLS
     from .train import TrainConfig
+    from .train.config import OPTIMIZERS, PRECISIONS
+    from .train.schedule import SCHEDULES
 
     d = TrainConfig()
     add = p.add_argument
@@ -48,7 +51,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--dataset", help="two_moons, digits, npz, cifar10, cifar100, svhn, mnist, fashion_mnist, image_folder")
     add("--data-path", help="the dataset's file or folder (npz file, CIFAR archive folder, image folder, ...)")
     add("--num-labeled", type=int, help=f"labeled examples (default {d.num_labeled})")
-    add("--split", choices=("balanced", "mpl"), help="balanced: seeded N/C per class (default); "
+    add("--split", choices=PROTOCOLS, help="balanced: seeded N/C per class (default); "
         "mpl: MPL appendix C.1, skip 5,000 then take N (official file order only)")
     add("--validation-size", type=int,
         help="training examples held out (class-balanced) to report val_accuracy; choose settings on it")
@@ -62,12 +65,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add("--batch-size", type=int, help=f"labeled examples per step (default {d.batch_size})")
     add("--unlabeled-batch-size", type=int, help=f"unlabeled examples per step (default {d.unlabeled_batch_size})")
-    add("--optimizer", choices=("sgd", "nesterov", "adam"))
+    add("--optimizer", choices=OPTIMIZERS)
     add("--lr", type=float, help=f"learning rate (default {d.lr})")
     add("--momentum", type=float)
     add("--weight-decay", type=float)
     add("--decay-bn-and-bias", action="store_const", const=True, help="weight decay on BN and bias parameters too")
-    add("--schedule", choices=("constant", "cosine", "cosine_7pi16"))
+    add("--schedule", choices=SCHEDULES)
     add("--warmup-steps", type=int)
     add("--ema-decay", type=float, help="evaluate an EMA copy too (e.g. 0.999)")
     add("--eval-every", type=int, help=f"steps between evaluations/checkpoints (default {d.eval_every})")
@@ -81,7 +84,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--translate", type=float, help=f"images: max shift as a fraction of the side (default {d.translate})")
     add("--randaugment-ops", type=int, help=f"images: RandAugment ops per image (default {d.randaugment_ops})")
     add("--cutout", type=float, help=f"images: Cutout side / image side (default {d.cutout})")
-    add("--precision", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    add("--precision", choices=PRECISIONS, help="auto: bf16 autocast on CUDA, fp32 on CPU")
     add("--channels-last", dest="channels_last", action="store_const", const=True, help="default: on for CUDA")
     add("--no-channels-last", dest="channels_last", action="store_const", const=False)
     add("--compile", action="store_const", const=True, help="torch.compile the models")

@@ -15,3 +15,10 @@ class DataError(MentorError, ValueError):
 
 class CheckpointError(MentorError):
     """A checkpoint that is missing, corrupt, or was written by another program or run."""
+
+
+def check_unit_interval(name: str, value: float) -> float:
+    """A rate, decay or probability in [0, 1), or a ConfigError naming it."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value}")
+    return float(value)

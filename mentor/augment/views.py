@@ -70,7 +70,9 @@ class ImageViews:
         return self.augment or self.input_noise is not None
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.mean.device != x.device:  # moved once, not on every batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        x = (x - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)
 
     def _weak_unit(self, x, generator):

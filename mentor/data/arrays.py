@@ -41,7 +41,7 @@ class ArrayDataset:
         return self.x_train.ndim == 4
 
 
-def _canonical_features(x: np.ndarray) -> np.ndarray:
+def canonical_features(x: np.ndarray) -> np.ndarray:
     """uint8 images stay uint8; everything else becomes float32."""
     if x.dtype == np.uint8 and x.ndim == 4:
         return x
@@ -108,15 +108,15 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
                     f"x_unlabeled rows have shape {x_unlabeled.shape[1:]} "
                     f"but x_train rows have {ds.x_train.shape[1:]}"
                 )
-        x_unlabeled = _canonical_features(x_unlabeled)
-        if len(x_unlabeled) and (x_unlabeled.dtype == np.uint8) != (_canonical_features(ds.x_train).dtype == np.uint8):
+        x_unlabeled = canonical_features(x_unlabeled)
+        if len(x_unlabeled) and (x_unlabeled.dtype == np.uint8) != (canonical_features(ds.x_train).dtype == np.uint8):
             raise DataError(f"x_unlabeled is {x_unlabeled.dtype} but x_train is {ds.x_train.dtype}: "
                             "give images to both as uint8, or features to both as floats")
     return ArrayDataset(
         name=ds.name,
-        x_train=_canonical_features(ds.x_train),
+        x_train=canonical_features(ds.x_train),
         y_train=ds.y_train.astype(np.int64, copy=False),
-        x_test=_canonical_features(ds.x_test),
+        x_test=canonical_features(ds.x_test),
         y_test=ds.y_test.astype(np.int64, copy=False),
         num_classes=int(ds.num_classes),
         x_unlabeled=x_unlabeled,

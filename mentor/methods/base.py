@@ -164,6 +164,12 @@ def sgd_update_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+def fused_forward(model, *views):
+    """One forward (one batch-norm batch) over several batches concatenated; returns the logits split back, in float32."""
+    logits = model(torch.cat(views)).float()
+    return logits.split([len(v) for v in views])
+
+
 def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 

@@ -15,13 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import METHODS
-from .base import Method, StepOutput
-
-
-def fused_forward(model, *views):
-    """One forward over several batches concatenated; returns the logits split back, in float32."""
-    logits = model(torch.cat(views)).float()
-    return logits.split([len(v) for v in views])
+from .base import Method, StepOutput, fused_forward
 
 
 @METHODS.register("fixmatch")

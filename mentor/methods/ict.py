@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import mixup
-from ..errors import ConfigError
+from ..errors import check_unit_interval
 from ..losses import softmax_mse
 from ..registry import METHODS
-from .base import StepOutput
+from .base import StepOutput, fused_forward
 from .consistency import EMATeacherMethod, make_teacher
-from .fixmatch import fused_forward
 
 
 @METHODS.register("ict")
@@ -32,8 +31,7 @@ class ICT(EMATeacherMethod):
     def __init__(self, model_factory, num_classes, seed=0, mixup_alpha: float = 1.0,
                  consistency_weight: float = 100.0, ramp_steps: Optional[int] = None, ema_decay: float = 0.999):
         super().__init__(model_factory, num_classes, seed)
-        if not 0.0 <= ema_decay < 1.0:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        check_unit_interval("ema_decay", ema_decay)
         self.mixup_alpha = mixup_alpha
         self.consistency_weight = consistency_weight
         self.ramp_steps = ramp_steps

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_unit_interval
 from ..losses import softmax_mse
 from ..registry import METHODS
 from .base import StepOutput
@@ -62,9 +62,8 @@ class MeanTeacher(EMATeacherMethod):
                  ramp_steps: Optional[int] = None, ema_decay_rampup: float = 0.99, ema_decay: float = 0.999,
                  dual_head: bool = False, logit_distance_weight: float = 0.01):
         super().__init__(model_factory, num_classes, seed)
-        for name, value in (("ema_decay_rampup", ema_decay_rampup), ("ema_decay", ema_decay)):
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        check_unit_interval("ema_decay_rampup", ema_decay_rampup)
+        check_unit_interval("ema_decay", ema_decay)
         self.consistency_weight = consistency_weight
         self.ramp_steps = ramp_steps
         self.ema_decay_rampup = ema_decay_rampup

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jvp
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_unit_interval
 from ..losses import linear_ramp, soft_cross_entropy, uda_consistency
 from ..models.layers import frozen_bn_statistics
 from ..registry import METHODS
@@ -91,8 +91,8 @@ class MetaPseudoLabels(Method):
         if labels == "soft" and feedback == "loss_diff":
             raise ConfigError("feedback 'loss_diff' is a scalar REINFORCE reward and needs hard labels; "
                               "soft labels use the exact gradient ('dot') or its normalised form ('cosine')")
-        if baseline_decay is not None and not 0.0 <= baseline_decay < 1.0:
-            raise ConfigError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
+        if baseline_decay is not None:
+            check_unit_interval("baseline_decay", baseline_decay)
         if labels == "soft" and baseline_decay is not None:
             raise ConfigError("a moving-average baseline reduces REINFORCE variance and has no effect on "
                               "soft labels (their gradient is exact); drop baseline_decay or use hard labels")

@@ -17,9 +17,8 @@ import torch.nn.functional as F
 
 from ..losses import softmax_mse
 from ..registry import METHODS
-from .base import StepOutput
+from .base import StepOutput, fused_forward
 from .consistency import ConsistencyMethod
-from .fixmatch import fused_forward
 
 
 @METHODS.register("pi_model")

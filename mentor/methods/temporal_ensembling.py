@@ -17,11 +17,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_unit_interval
 from ..registry import METHODS
-from .base import StepOutput
+from .base import StepOutput, fused_forward
 from .consistency import ConsistencyMethod
-from .fixmatch import fused_forward
 
 
 @METHODS.register("temporal_ensembling")
@@ -32,8 +31,7 @@ class TemporalEnsembling(ConsistencyMethod):
     def __init__(self, model_factory, num_classes, seed=0, ensemble_decay: float = 0.6,
                  consistency_weight: float = 100.0, ramp_steps: Optional[int] = None):
         super().__init__(model_factory, num_classes, seed)
-        if not 0.0 <= ensemble_decay < 1.0:
-            raise ConfigError(f"ensemble_decay must be in [0, 1), got {ensemble_decay}")
+        check_unit_interval("ensemble_decay", ensemble_decay)
         self.ensemble_decay = ensemble_decay
         self.consistency_weight = consistency_weight
         self.ramp_steps = ramp_steps

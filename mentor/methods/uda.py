@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..losses import linear_ramp, uda_consistency
 from ..registry import METHODS
-from .base import Method, StepOutput
-from .fixmatch import fused_forward
+from .base import Method, StepOutput, fused_forward
 
 TSA_SCHEDULES = ("none", "linear", "log", "exp")
 

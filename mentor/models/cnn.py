@@ -13,9 +13,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_unit_interval
 from ..registry import MODELS
-from .layers import check_probability
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, padding: int, slope: float) -> list:
@@ -33,7 +32,7 @@ class CNN13(nn.Module):
     def __init__(self, input_shape: Sequence[int], num_classes: int, dropout: float = 0.5):
         super().__init__()
         _check_image_shape("cnn13", input_shape)
-        check_probability("dropout", dropout)
+        check_unit_interval("dropout", dropout)
         c = input_shape[0]
         layers = []
         for cin, cout in ((c, 128), (128, 128), (128, 128)):
@@ -57,7 +56,7 @@ class SmallCNN(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         _check_image_shape("small_cnn", input_shape)
-        check_probability("dropout", dropout)
+        check_unit_interval("dropout", dropout)
         layers, cin = [], input_shape[0]
         for i, width in enumerate(widths):
             layers += _conv_bn(cin, int(width), 3, 1, 0.0)

@@ -6,13 +6,7 @@ import contextlib
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-
-
-def check_probability(name: str, value: float) -> float:
-    if not 0.0 <= value < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1), got {value}")
-    return float(value)
+from ..errors import check_unit_interval
 
 
 class DropPath(nn.Module):
@@ -22,7 +16,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0):
         super().__init__()
-        self.p = check_probability("stochastic depth", p)
+        self.p = check_unit_interval("stochastic depth", p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:

@@ -13,9 +13,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_unit_interval
 from ..registry import MODELS
-from .layers import DropPath, check_probability
+from .layers import DropPath
 
 
 class BasicBlock(nn.Module):
@@ -52,8 +52,8 @@ class WideResNet(nn.Module):
             raise ConfigError(f"WideResNet depth must be 6n + 4 (e.g. 28), got {depth}")
         if width < 1:
             raise ConfigError(f"WideResNet width must be >= 1, got {width}")
-        check_probability("dropout", dropout)
-        check_probability("stochastic_depth", stochastic_depth)
+        check_unit_interval("dropout", dropout)
+        check_unit_interval("stochastic_depth", stochastic_depth)
         n = (depth - 4) // 6
         widths = [16, 16 * width, 32 * width, 64 * width]
         self.stem = nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=False)

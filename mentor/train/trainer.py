@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..augment import FeatureViews, ImageViews, RandAugment, channel_stats
 from ..data import ArrayDataset, SemiSupervisedStream, Split, load_dataset, make_split, validate_dataset
+from ..data.arrays import canonical_features
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..models import create_model
@@ -107,9 +108,7 @@ class Trainer:
                                 protocol=config.split, ordered=dataset.ordered,
                                 validation_size=config.validation_size)
         x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
-        x_eval = np.asarray(x_eval)
-        self.x_eval = torch.as_tensor(x_eval if x_eval.dtype == np.uint8 else x_eval.astype(np.float32),
-                                      device=self.device)
+        self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
         self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
         self.x_val = torch.as_tensor(dataset.x_train[self.split.validation], device=self.device)
         self.y_val = torch.as_tensor(dataset.y_train[self.split.validation], device=self.device)
