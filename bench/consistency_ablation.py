@@ -67,13 +67,13 @@ def run(name: str, seed: int, steps: int) -> dict:
 
 
 def table(rows) -> str:
-    lines = ["| variant | seed | final val acc. | median of last evals | EMA val acc. | method's teacher val acc. |",
+    lines = ["| variant | seed | final val acc. | median of the run's evals | EMA val acc. | method's teacher val acc. |",
              "| --- | --- | --- | --- | --- | --- |"]
 
     def pct(row, key):
         return "-" if row.get(key) is None else f"{100 * row[key]:.2f}"
 
-    for row in rows:
+    for row in sorted(rows, key=lambda r: list(VARIANTS).index(r["variant"])):
         lines.append(f"| {row['variant']} | {row['seed']} | {pct(row, 'final_val_accuracy')} | "
                      f"{pct(row, 'median_last_val_accuracy')} | {pct(row, 'final_ema_val_accuracy')} | "
                      f"{pct(row, 'final_teacher_val_accuracy')} |")

@@ -1,6 +1,6 @@
 """CPU benchmark: Fashion-MNIST with 1,000 labels (100 per class), small CNN, one step budget for all.
 
-    python bench/fashion_mnist.py --seeds 0 1 2 --steps 3000 [--methods supervised uda ...]
+    python bench/fashion_mnist.py --seeds 0 1 2 --steps 3000 [--methods supervised uda ...] [--set KEY=VALUE ...]
 
 Each run is a resumable mentor run under bench/runs/fashion_mnist/<method>-seed<k> (a killed
 benchmark continues where it stopped when started again). Finished runs are appended as JSON
@@ -49,14 +49,20 @@ def method_options(method: str, steps: int) -> dict:
     return {}  # pi_model, temporal_ensembling, mean_teacher, ict: paper defaults, ramp over 25% of the steps
 
 
-def run(method: str, seed: int, steps: int) -> dict:
-    out = os.path.join(RUNS, f"{method}-seed{seed}")
+def label_of(method: str, overrides: dict) -> str:
+    """The table's row name: the method, plus any options that differ from its benchmark settings."""
+    return method + "".join(f" {k}={v}" for k, v in sorted(overrides.items()))
+
+
+def run(method: str, seed: int, steps: int, overrides: dict) -> dict:
+    label = label_of(method, overrides)
+    out = os.path.join(RUNS, f"{label.replace(' ', '_')}-seed{seed}")
     config = TrainConfig(method=method, steps=steps, seed=seed, out=out,
-                         method_options=method_options(method, steps), **COMMON)
+                         method_options={**method_options(method, steps), **overrides}, **COMMON)
     resume = os.path.exists(os.path.join(out, "checkpoint.pt"))
     started = time.perf_counter()
     summary = train(config, resume=resume)
-    return {"method": method, "seed": seed, "steps": steps,
+    return {"method": method, "label": label, "seed": seed, "steps": steps,
             "final_test_accuracy": summary["final_test_accuracy"],
             "final_ema_test_accuracy": summary.get("final_ema_test_accuracy"),
             "median_last_test_accuracy": summary.get("median_last_test_accuracy"),
@@ -69,8 +75,8 @@ def run(method: str, seed: int, steps: int) -> dict:
 def table(rows) -> str:
     lines = ["| method | seeds | final acc. (mean ± std) | EMA acc. (mean ± std) | method's teacher acc. | s / run |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == method]
+    for method in dict.fromkeys(r.get("label", r["method"]) for r in rows):
+        mine = [r for r in rows if r.get("label", r["method"]) == method]
 
         def fmt(key):
             values = [100 * r[key] for r in mine if r.get(key) is not None]
@@ -95,7 +101,11 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="print the table of the results file")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice; 1 lets two benchmarks share 2 cores)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="method options on top of the benchmark's (e.g. consistency_weight=10, chosen on "
+                             "bench/consistency_ablation.py's validation split); the row is labelled with them")
     args = parser.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
@@ -106,14 +116,17 @@ def main() -> None:
     if not args.table_only:
         for seed in args.seeds:
             for method in args.methods:
-                if any(r["method"] == method and r["seed"] == seed and r["steps"] == args.steps for r in done):
+                label = label_of(method, overrides)
+                if any(r.get("label", r["method"]) == label and r["seed"] == seed and r["steps"] == args.steps
+                       for r in done):
                     continue
-                row = run(method, seed, args.steps)
+                row = run(method, seed, args.steps, overrides)
                 print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)
                 with open(RESULTS, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 done.append(row)
-    print(table([r for r in done if r["steps"] == args.steps and r["method"] in args.methods]))
+    print(table([r for r in done if r["steps"] == args.steps and r["method"] in args.methods
+                 and (r.get("label", r["method"]) == label_of(r["method"], overrides) or args.table_only)]))
 
 
 if __name__ == "__main__":
