@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from fashion_mnist import COMMON, method_options
+from fashion_mnist import COMMON, method_options, read_results
 from mentor.train import TrainConfig, train
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "consistency_ablation.jsonl")
@@ -91,15 +91,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    done = []
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            done = [json.loads(line) for line in f if line.strip()]
+    done = read_results(RESULTS)
 
     def finished(name):
-        if os.path.exists(RESULTS):  # another process may share the variants: read what it wrote
-            with open(RESULTS) as f:
-                done[:] = [json.loads(line) for line in f if line.strip()]
+        done[:] = read_results(RESULTS)  # another process may share the variants: see what it wrote
         return any(r["variant"] == name and r["seed"] == args.seed and r["steps"] == args.steps for r in done)
 
     if not args.table_only:

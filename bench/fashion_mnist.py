@@ -49,6 +49,14 @@ def method_options(method: str, steps: int) -> dict:
     return {}  # pi_model, temporal_ensembling, mean_teacher, ict: paper defaults, ramp over 25% of the steps
 
 
+def read_results(path: str) -> list:
+    """The finished runs of a results file (one JSON object per line); [] before the first."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def label_of(method: str, overrides: dict) -> str:
     """The table's row name: the method, plus any options that differ from its benchmark settings."""
     return method + "".join(f" {k}={v}" for k, v in sorted(overrides.items()))
@@ -109,10 +117,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    done = []
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            done = [json.loads(line) for line in f if line.strip()]
+    done = read_results(RESULTS)
     if not args.table_only:
         for seed in args.seeds:
             for method in args.methods:
