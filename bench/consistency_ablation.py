@@ -17,14 +17,13 @@ results are appended to bench/results/consistency_ablation.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import torch
 
-from fashion_mnist import COMMON, method_options, read_results
+from fashion_mnist import COMMON, method_options, read_results, record_result
 from mentor.train import TrainConfig, train
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "consistency_ablation.jsonl")
@@ -91,24 +90,17 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    done = read_results(RESULTS)
 
-    def finished(name):
-        done[:] = read_results(RESULTS)  # another process may share the variants: see what it wrote
-        return any(r["variant"] == name and r["seed"] == args.seed and r["steps"] == args.steps for r in done)
+    def finished(name):  # read afresh each time: another process may share the variants
+        return any(r["variant"] == name and r["seed"] == args.seed and r["steps"] == args.steps
+                   for r in read_results(RESULTS))
 
     if not args.table_only:
         for name in args.variants:
-            if finished(name):
-                continue
-            row = run(name, args.seed, args.steps)
-            print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)
-            with open(RESULTS, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            done.append(row)
-    print(table([r for r in done if r["steps"] == args.steps and r["seed"] == args.seed
+            if not finished(name):
+                record_result(RESULTS, run(name, args.seed, args.steps))
+    print(table([r for r in read_results(RESULTS) if r["steps"] == args.steps and r["seed"] == args.seed
                  and r["variant"] in args.variants]))
-
 
 if __name__ == "__main__":
     main()

@@ -57,6 +57,17 @@ def read_results(path: str) -> list:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def record_result(path: str, row: dict) -> None:
+    """Print a finished run (without its config) and append it to the results file."""
+    print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def row_label(row: dict) -> str:
+    return row.get("label", row["method"])  # rows written before --set existed have no label
+
+
 def label_of(method: str, overrides: dict) -> str:
     """The table's row name: the method, plus any options that differ from its benchmark settings."""
     return method + "".join(f" {k}={v}" for k, v in sorted(overrides.items()))
@@ -83,8 +94,8 @@ def run(method: str, seed: int, steps: int, overrides: dict) -> dict:
 def table(rows) -> str:
     lines = ["| method | seeds | final acc. (mean ± std) | EMA acc. (mean ± std) | method's teacher acc. | s / run |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for method in dict.fromkeys(r.get("label", r["method"]) for r in rows):
-        mine = [r for r in rows if r.get("label", r["method"]) == method]
+    for method in dict.fromkeys(map(row_label, rows)):
+        mine = [r for r in rows if row_label(r) == method]
 
         def fmt(key):
             values = [100 * r[key] for r in mine if r.get(key) is not None]
@@ -122,16 +133,13 @@ def main() -> None:
         for seed in args.seeds:
             for method in args.methods:
                 label = label_of(method, overrides)
-                if any(r.get("label", r["method"]) == label and r["seed"] == seed and r["steps"] == args.steps
-                       for r in done):
+                if any(row_label(r) == label and r["seed"] == seed and r["steps"] == args.steps for r in done):
                     continue
                 row = run(method, seed, args.steps, overrides)
-                print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)
-                with open(RESULTS, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                record_result(RESULTS, row)
                 done.append(row)
     print(table([r for r in done if r["steps"] == args.steps and r["method"] in args.methods
-                 and (r.get("label", r["method"]) == label_of(r["method"], overrides) or args.table_only)]))
+                 and (args.table_only or row_label(r) == label_of(r["method"], overrides))]))
 
 
 if __name__ == "__main__":

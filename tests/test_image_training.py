@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mentor.cli import build_parser, config_from_args, main
-from mentor.data import ArrayDataset
+from mentor.data import ArrayDataset, make_split
 from mentor.errors import ConfigError
 from mentor.train import TrainConfig, Trainer
 from mentor.train.schedule import lr_multiplier
@@ -169,7 +169,5 @@ def test_validation_split_is_held_out_and_evaluated(tmp_path):
     assert len(validation) == 9 and not validation & set(split["labeled"]) and not validation & set(split["unlabeled"])
     assert sorted(np.bincount(tiny_images().y_train[sorted(validation)]).tolist()) == [3, 3, 3]
     assert "final_val_accuracy" in summary and "median_last_val_accuracy" in summary
-    from mentor.data import make_split
-
     mpl = make_split(np.arange(6000) % 10, 100, 10, seed=0, protocol="mpl", validation_size=500)
     assert mpl.validation == list(range(500)) and mpl.labeled[0] == 5000
