@@ -109,3 +109,13 @@ def test_demo_writes_table_figure_and_json(tmp_path, capsys):
         assert set(row) == {"success_rate", "mean_accuracy", "accuracies"} and len(row["accuracies"]) == 2
     assert saved["settings"]["steps"] == 40 and saved["settings"]["num_labeled"] == 6
     assert (tmp_path / "two_moons.png").stat().st_size > 10_000
+
+
+def test_a_mode_named_none_on_the_command_line_is_the_string(tmp_path):
+    """`--hp feedback=none` (the MPL control): the parser reads "none" as None, which must reach
+    the method as the mode "none", not as a missing value."""
+    out = str(tmp_path / "control")
+    assert main(["train", "--method", "meta_pseudo_labels", "--dataset", "two_moons", "--num-labeled", "6",
+                 "--steps", "4", "--eval-every", "0", "--unlabeled-batch-size", "16", "--hp", "feedback=none",
+                 "--out", out, "--no-progress"]) == 0
+    assert json.load(open(f"{out}/summary.json"))["method_hparams"]["feedback"] == "none"

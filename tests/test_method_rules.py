@@ -73,11 +73,11 @@ def test_mpl_uda_is_active_only_with_a_strong_view():
 
 
 def test_mpl_baseline_tracks_h():
-    method = mpl(4, baseline_decay=0.5)
+    method = mpl(4, feedback="dot", baseline_decay=0.5)
     logs = method.step(BATCH)
     assert method.baseline == pytest.approx(0.5 * float(logs["h"]))
     state = method.state_dict()
-    fresh = mpl(4, baseline_decay=0.5)
+    fresh = mpl(4, feedback="dot", baseline_decay=0.5)
     fresh.load_state_dict(state)
     assert fresh.baseline == method.baseline
 
@@ -165,21 +165,78 @@ def test_mpl_gives_teacher_and_student_their_own_dropout():
     assert seen == [{"dropout": 0.5}, {"dropout": 0.35}]
 
 
-def test_mpl_measures_old_labeled_loss_on_the_labeled_batch_without_touching_bn_statistics():
+@pytest.mark.parametrize("feedback", ["loss_diff", "expected"])
+def test_mpl_measures_labeled_losses_without_touching_bn_statistics(feedback):
+    """L_old and L_new are train-mode forwards of the labeled batch alone, and the JVP of
+    'expected' a replay of the step's forward: the student's BN running statistics must be
+    those of its one training forward over labeled + unlabeled, as if nothing else ran."""
+    import copy
+
     from mentor.models import create_model
 
     torch.manual_seed(0)
     method = create_method("meta_pseudo_labels", partial(create_model, "small_cnn", (1, 8, 8), 3, widths=[4]), 3,
-                           feedback="loss_diff")
+                           feedback=feedback, student_labeled_weight=0.0 if feedback == "loss_diff" else 1.0)
     method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
     method.setup(10)
     student = method.models["student"]
-    x_l, y_l = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    x_l, y_l, x_u = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0]), torch.randn(6, 1, 8, 8)
     expected_old = F.cross_entropy(student(x_l), y_l).item()  # train-mode forward of the labeled batch alone
     for m in student.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
-    logs = method.step(Batch(x_l, y_l, torch.randn(6, 1, 8, 8)))
+    reference = copy.deepcopy(student)
+    reference(torch.cat([x_l, x_u]))  # the one training forward (teacher's view = x_u without a strong view)
+    logs = method.step(Batch(x_l, y_l, x_u))
     assert float(logs["loss_l_old"]) == pytest.approx(expected_old, rel=1e-5)
-    bn = next(m for m in student.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert int(bn.num_batches_tracked) == 2  # the fused training forward and L_new's forward only
+    for bn, ref in zip(student.modules(), reference.modules()):
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            assert int(bn.num_batches_tracked) == 1
+            assert torch.allclose(bn.running_mean, ref.running_mean) and torch.allclose(bn.running_var, ref.running_var)
+
+
+def test_phase_lengths_are_step_counts_or_fractions_of_the_run():
+    from mentor.methods.base import resolve_steps
+
+    assert resolve_steps("x", 0, 1000) == 0 and resolve_steps("x", 30, 1000) == 30
+    assert resolve_steps("x", 0.1, 1500) == 150 and resolve_steps("x", 0.25, 10) == 2  # round(2.5) = 2
+    assert resolve_steps("x", 2.0, 10) == 2
+    for bad in (-1, 2.5, "ten", True):
+        with pytest.raises(ConfigError, match="x"):
+            resolve_steps("x", bad, 10)
+    method = mpl(20, student_wait_steps=0.1, finetune_steps=0.25, uda_ramp_steps=0.5)
+    assert (method.student_wait_steps, method.finetune_steps, method.uda_ramp_steps) == (2, 5, 10)
+    assert method.hparams["finetune_steps"] == 5  # the summary records the resolved lengths
+
+
+def test_mpl_finetunes_with_the_students_own_optimizer_unless_given_a_learning_rate():
+    method = mpl(4, finetune_steps=1)
+    assert "finetune" not in method.optimizers
+    paper = mpl(4, finetune_steps=1, finetune_lr=1e-5)
+    assert paper.optimizers["finetune"].param_groups[0]["lr"] == 1e-5
+    assert "finetune" not in paper.scheduled_optimizers()
+    for m in (method, paper):
+        student = snapshot(m.models["student"])
+        for _ in range(4):
+            logs = m.step(BATCH)
+        assert "loss_finetune" in logs and changed(student, m.models["student"])
+
+
+def test_mpl_rejects_inconsistent_feedback_settings():
+    with pytest.raises(ConfigError, match="student_labeled_weight=0"):
+        mpl(4, feedback="loss_diff")
+    with pytest.raises(ConfigError, match="needs hard labels"):
+        mpl(4, labels="soft", feedback="dot")
+    with pytest.raises(ConfigError, match="drop baseline_decay"):
+        mpl(4, baseline_decay=0.9)  # 'expected' has no sampling noise to reduce
+    with pytest.raises(ConfigError, match="unknown feedback"):
+        mpl(4, feedback="dots")
+
+
+def test_mpl_student_learns_from_the_labeled_batch_too():
+    """student_labeled_weight: the student's step includes CE on the labeled batch, so its
+    labeled loss after the step is lower than after the pseudo-label step alone."""
+    on, off = mpl(4), mpl(4, student_labeled_weight=0.0)
+    logs_on, logs_off = on.step(BATCH), off.step(BATCH)
+    assert float(logs_on["loss_student_sup"]) == pytest.approx(float(logs_off["loss_student_sup"]))
+    assert float(logs_on["loss_l_new"]) < float(logs_off["loss_l_new"])  # the labeled step lowered it further

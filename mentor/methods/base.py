@@ -77,6 +77,10 @@ class Method:
                 f"method {cls.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
                 f"valid: {', '.join(valid) or '(none)'}"
             )
+        # The command line reads "none" as None; an option whose default is a string (a mode
+        # such as feedback="none") means the string.
+        params = inspect.signature(cls.__init__).parameters
+        hparams = {k: "none" if v is None and isinstance(params[k].default, str) else v for k, v in hparams.items()}
         method = cls(model_factory, num_classes, seed=seed, **hparams)
         method.hparams = {name: getattr(method, name) for name in valid}
         return method
@@ -164,10 +168,28 @@ def sgd_update_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision (autocast) outputs; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def fused_forward(model, *views):
-    """One forward (one batch-norm batch) over several batches concatenated; returns the logits split back, in float32."""
-    logits = model(torch.cat(views)).float()
+    """One forward (one batch-norm batch) over several batches concatenated; returns the logits
+    split back, upcast to float32 when the forward ran in half precision (float64 stays)."""
+    logits = upcast(model(torch.cat(views)))
     return logits.split([len(v) for v in views])
+
+
+def resolve_steps(name: str, value, total_steps: int) -> int:
+    """A phase or ramp length given as a step count (0, 1, 2, ...) or, below 1, as a fraction of
+    the run (0.1 = 10% of ``total_steps``), so that phases scale with ``--steps``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{name} must be a step count >= 0 or a fraction of the run in (0, 1), got {value!r}")
+    if 0 < value < 1:
+        return int(round(value * total_steps))
+    if value != int(value):
+        raise ConfigError(f"{name}={value}: a step count must be a whole number (or a fraction below 1)")
+    return int(value)
 
 
 def flat(tensors) -> torch.Tensor:

@@ -4,46 +4,63 @@ Source: Pham et al., "Meta Pseudo Labels" (seeds/001, section 2 and 3.1) and its
 (seeds/000: the derivation in section A, Algorithm 1, the stabilisers in C.3). See also
 REFERENCES.md, "Meta Pseudo Labels", for the defects of the public code this file avoids.
 
-One step, with eta_S the student's current learning rate:
+One step, with eta_S the student's current learning rate and B the unlabeled batch size:
 1. The teacher labels the unlabeled batch x_u: a sampled or argmax hard label y_hat, or its
    full distribution q (soft).
-2. The student takes an SGD step on CE(y_hat, S(x_u)):  theta_S' = theta_S - eta_S * g_u.
-3. Feedback. g_l = grad CE(y_l, S(x_l; theta_S')), the student's labeled gradient after the step.
-   - hard labels (REINFORCE, Equation 12): h = eta_S * <g_l, g_u> ("dot"), or cos(g_l, g_u)
-     ("cosine", C.3), or L_old - L_new ("loss_diff", the first-order form of dot), optionally
-     minus a moving-average baseline b (C.3). Teacher term: h * CE(y_hat, T(x_u)).
-     If training the student on y_hat lowered its labeled loss, h > 0 and the teacher's step
-     on h * CE makes y_hat MORE likely. (Both public codebases flip this sign.)
-   - soft labels: the one-step objective R(theta_T) = L_l(theta_S - eta_S grad L_u(q(theta_T)))
-     is differentiable, and this file computes its exact gradient: since grad L_u is linear
-     in q, dR/dtheta_T = -(eta_S / B) sum_ik d_ik dq_ik/dtheta_T, where d_ik = <g_l, grad of
-     -log S_k(x_i)> is one Jacobian-vector product through the student at theta_S.
-   - "none" gives the teacher no MPL term: the ablation control (the student then learns
-     online from a teacher trained only by its auxiliary losses, i.e. Pseudo Labels).
+2. The student takes an SGD step on CE(y_hat, S(x_u)) (+ w * CE(y_l, S(x_l)), see below):
+   theta_S' = theta_S - eta_S * (g_u + w g_sup).
+3. Feedback. g_l = grad CE(y_l, S(x_l; theta_S')), the student's labeled gradient after the
+   step. The one-step objective is R(theta_T) = CE(y_l, S(x_l; theta_S')); to first order in
+   eta_S, dR/dtheta_T = -(eta_S / B) sum_ik d_ik dq_ik/dtheta_T, with
+   d_ik = <g_l, grad_theta_S -log S_k(x_i; theta_S)> (one Jacobian-vector product through the
+   student at theta_S, on the same fused batch and dropout mask as the step). Teacher terms:
+   - "expected" (default): exactly that gradient. For soft labels it is the exact
+     meta-gradient (g_u is linear in q). For hard labels it is the expectation over
+     y_hat ~ q of Equation 12's REINFORCE estimate, in closed form, so the teacher's
+     update carries no label-sampling noise (tests: within O(eta_S) of the exact
+     meta-gradient from a single draw).
+   - "dot" (Algorithm 1 as written): one scalar h = eta_S <g_l, g_u> for the batch, teacher
+     term h * mean_i CE(y_hat_i, T(x_i)). Its expectation is dR/dtheta_T / B (the mean, the
+     official code's reduction). The scalar multiplies the scores of all B sampled labels.
+     Each score has zero mean, but their noise grows like sqrt(B) around the signal. With
+     the unbiased sum, one step's MPL gradient on a 448-example batch was as large as the
+     supervised gradient and pointed in a random direction; the teacher fell to chance.
+   - "cosine" (C.3): h = cos(g_l, g_u), teacher term h * mean CE (soft labels: the exact
+     gradient divided by eta_S B |g_l| |g_u|). "loss_diff": h = L_old - L_new, the
+     first-order form of "dot", as in the public code.
+   - "none": no MPL term (the ablation control: a teacher trained by its auxiliary losses
+     that labels data for the student online).
+   If training the student on y_hat lowered its labeled loss, the teacher's step makes y_hat
+   MORE likely. (Both public codebases flip this sign.)
 4. The teacher also gets supervised CE on (x_l, y_l) and, when the batch carries a strong
    view, the UDA loss on (weak, strong) views (Algorithm 1).
 
-Scale of the hard-label teacher term. The appendix derives Equation 12 for one unlabeled
-example. For a batch of B labels drawn independently, E[h * grad CE(y_hat_i)] over i != j
-vanishes, so the estimator is unbiased for the batch objective only with the teacher term
-summed over the batch (h * sum_i CE_i); a mean would shrink it by B. "dot" and "loss_diff"
-use the sum (tests check it against the exact expected gradient); "cosine" is a scale-free
-stabiliser and keeps the mean, the form the published learning rates were tuned with.
+Departures from Algorithm 1 in the defaults, each chosen on a validation split
+(BENCHMARKS.md, "Meta Pseudo Labels"); ``--preset mpl-paper`` restores the paper's recipe:
+- ``feedback="expected"`` instead of the scalar REINFORCE estimate (above);
+- ``student_labeled_weight=1``: the student also trains on the labeled batch. In the paper it
+  sees labels only in a final finetuning phase, and at short budgets it ended 4-5 points
+  below its own teacher. The feedback stays exact: g_l is taken after the combined step and
+  only g_u depends on the teacher.
 
 Images (Algorithm 1): the teacher's UDA compares its weak and strong views, the student trains
 on the strong view (the view the pseudo labels were drawn on), and the trainer's EMA of the
-student (``--ema-decay``) is evaluated alongside it. Presets: mpl-cifar10, mpl-cifar10-300k, mpl-svhn.
+student (``--ema-decay``) is evaluated alongside it. Presets: mpl-cifar10, mpl-cifar10-300k,
+mpl-svhn, mpl-paper.
 
-After ``total_steps - finetune_steps`` steps the student is finetuned on labeled data alone
-(section 2, "Finally, ... finetune it on labeled data"), with its own constant-lr SGD.
-The student is the model returned and evaluated.
+Phases: the student starts after ``student_wait_steps`` and is finetuned on labeled data alone
+for the last ``finetune_steps`` (section 2, "Finally, ... finetune it on labeled data"), with
+its own optimizer and schedule, or with a separate constant-lr SGD when ``finetune_lr`` is
+given (the paper: 1e-5). Each phase length and ``uda_ramp_steps`` is a step count, or a
+fraction of the run when below 1 (0.1 = the first / last 10%). The student is the model
+returned and evaluated.
 
 Notes. Equation 12 assumes a plain SGD student step; with momentum or weight decay the
-feedback still uses eta_S * g_u as the step, as the paper does. With dropout in the student,
-the soft-label JVP sees its own dropout mask.
+feedback still uses eta_S * g_u as the step, as the paper does.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -54,14 +71,33 @@ from ..errors import ConfigError, check_unit_interval
 from ..losses import linear_ramp, soft_cross_entropy, uda_consistency
 from ..models.layers import frozen_bn_statistics
 from ..registry import METHODS
-from .base import Method, flat, sgd_update_lr
+from .base import Method, flat, fused_forward, resolve_steps, sgd_update_lr, upcast
 from .pseudo_label import check_label_kind, teacher_targets
 
-FEEDBACK_MODES = ("dot", "cosine", "loss_diff", "none")
+FEEDBACK_MODES = ("expected", "dot", "cosine", "loss_diff", "none")
+# Feedback modes that multiply a sampled label's score by a scalar reward (REINFORCE).
+SCALAR_FEEDBACK = ("dot", "cosine", "loss_diff")
 
 
 def _dropout(rate: Optional[float]) -> dict:
     return {} if rate is None else {"dropout": rate}
+
+
+def rng_snapshot(device: torch.device):
+    """The global RNG state(s) a forward pass draws dropout from, to replay the same masks."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+@contextlib.contextmanager
+def replayed_rng(snapshot, device: torch.device):
+    """Inside: the RNG as it was at ``snapshot``. After: as before entering (nothing consumed)."""
+    cpu, cuda = snapshot
+    with torch.random.fork_rng(devices=[device] if cuda is not None else []):
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
+        yield
 
 
 @METHODS.register("meta_pseudo_labels")
@@ -70,37 +106,38 @@ class MetaPseudoLabels(Method):
 
     def __init__(self, model_factory, num_classes, seed=0,
                  labels: str = "sample",
-                 feedback: str = "dot",
+                 feedback: str = "expected",
+                 feedback_weight: float = 1.0,
                  baseline_decay: Optional[float] = None,
                  teacher_lr: Optional[float] = None,
                  supervised_weight: float = 1.0,
+                 student_labeled_weight: float = 1.0,
                  uda_weight: float = 1.0,
                  uda_temperature: float = 0.7,
                  uda_threshold: float = 0.6,
-                 uda_ramp_steps: int = 0,
+                 uda_ramp_steps: float = 0,
                  label_smoothing: float = 0.0,
-                 student_wait_steps: int = 0,
-                 finetune_steps: int = 0,
-                 finetune_lr: float = 1e-5,
+                 student_wait_steps: float = 0,
+                 finetune_steps: float = 0,
+                 finetune_lr: Optional[float] = None,
                  teacher_dropout: Optional[float] = None,
                  student_dropout: Optional[float] = None):
         super().__init__(model_factory, num_classes, seed)
         check_label_kind(labels)
-        if feedback not in FEEDBACK_MODES:
-            raise ConfigError(f"unknown feedback {feedback!r}; choose one of {', '.join(FEEDBACK_MODES)}")
-        if labels == "soft" and feedback == "loss_diff":
-            raise ConfigError("feedback 'loss_diff' is a scalar REINFORCE reward and needs hard labels; "
-                              "soft labels use the exact gradient ('dot') or its normalised form ('cosine')")
-        if baseline_decay is not None:
-            check_unit_interval("baseline_decay", baseline_decay)
-        if labels == "soft" and baseline_decay is not None:
-            raise ConfigError("a moving-average baseline reduces REINFORCE variance and has no effect on "
-                              "soft labels (their gradient is exact); drop baseline_decay or use hard labels")
+        self._check_feedback(labels, feedback, baseline_decay, student_labeled_weight)
+        for name, value in (("feedback_weight", feedback_weight), ("student_labeled_weight", student_labeled_weight),
+                            ("supervised_weight", supervised_weight), ("uda_weight", uda_weight)):
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
+        if finetune_lr is not None and finetune_lr <= 0:
+            raise ConfigError(f"finetune_lr must be positive (or none: the student's own optimizer), got {finetune_lr}")
         self.labels = labels
         self.feedback = feedback
+        self.feedback_weight = feedback_weight
         self.baseline_decay = baseline_decay
         self.teacher_lr = teacher_lr
         self.supervised_weight = supervised_weight
+        self.student_labeled_weight = student_labeled_weight
         self.uda_weight = uda_weight
         self.uda_temperature = uda_temperature
         self.uda_threshold = uda_threshold
@@ -112,23 +149,51 @@ class MetaPseudoLabels(Method):
         self.teacher_dropout = teacher_dropout
         self.student_dropout = student_dropout
         self.baseline = 0.0
-        # MPL Table 8 gives teacher and student their own dropout rates (None: the model's own).
-        self.models["teacher"] = model_factory(**_dropout(teacher_dropout))
+        self.build_teacher(model_factory)
         self.models["student"] = model_factory(**_dropout(student_dropout))
 
+    @staticmethod
+    def _check_feedback(labels, feedback, baseline_decay, student_labeled_weight):
+        if feedback not in FEEDBACK_MODES:
+            raise ConfigError(f"unknown feedback {feedback!r}; choose one of {', '.join(FEEDBACK_MODES)}")
+        if labels == "soft" and feedback in ("dot", "loss_diff"):
+            raise ConfigError(f"feedback {feedback!r} is a scalar REINFORCE reward and needs hard labels; soft "
+                              "labels get the exact meta-gradient ('expected') or its normalised form ('cosine')")
+        if baseline_decay is not None:
+            check_unit_interval("baseline_decay", baseline_decay)
+            if labels == "soft" or feedback not in SCALAR_FEEDBACK:
+                raise ConfigError("a moving-average baseline reduces the variance of a scalar REINFORCE reward "
+                                  "(feedback dot, cosine or loss_diff with hard labels); 'expected' and soft "
+                                  "labels have no sampling noise to reduce: drop baseline_decay")
+        if feedback == "loss_diff" and student_labeled_weight > 0:
+            raise ConfigError("feedback 'loss_diff' reads the student's labeled loss before and after its step, "
+                              "which the student's own labeled loss also lowers; set student_labeled_weight=0 "
+                              "(the paper's student) or use feedback 'expected' or 'dot'")
+
+    def build_teacher(self, model_factory) -> None:
+        # MPL Table 8 gives teacher and student their own dropout rates (None: the model's own).
+        self.models["teacher"] = model_factory(**_dropout(self.teacher_dropout))
+
     # --- set-up -------------------------------------------------------------------------
+    def teacher_parameters(self):
+        return self.models["teacher"].parameters()
+
     def configure_optimizers(self, make_optimizer):
-        self.optimizers["teacher"] = make_optimizer(self.models["teacher"].parameters(), lr=self.teacher_lr)
+        self.optimizers["teacher"] = make_optimizer(self.teacher_parameters(), lr=self.teacher_lr)
         self.optimizers["student"] = make_optimizer(self.models["student"].parameters())
-        # The finetune phase has its own constant learning rate (paper: 1e-5, momentum 0.9).
-        self.optimizers["finetune"] = torch.optim.SGD(self.models["student"].parameters(),
-                                                      lr=self.finetune_lr, momentum=0.9)
+        if self.finetune_lr is not None:
+            # The paper's finetuning: its own constant learning rate (1e-5), momentum 0.9.
+            self.optimizers["finetune"] = torch.optim.SGD(self.models["student"].parameters(),
+                                                          lr=self.finetune_lr, momentum=0.9)
 
     def scheduled_optimizers(self):
         return {k: o for k, o in self.optimizers.items() if k != "finetune"}
 
     def setup(self, total_steps):
         super().setup(total_steps)
+        for name in ("student_wait_steps", "finetune_steps", "uda_ramp_steps"):
+            setattr(self, name, resolve_steps(name, getattr(self, name), total_steps))
+            self.hparams[name] = getattr(self, name)
         if self.student_wait_steps + self.finetune_steps > total_steps:
             raise ConfigError(f"student_wait_steps ({self.student_wait_steps}) + finetune_steps "
                               f"({self.finetune_steps}) exceed the {total_steps} training steps")
@@ -151,29 +216,30 @@ class MetaPseudoLabels(Method):
         t = self.step_index
         self.step_index += 1
         with self.autocast():
-            if t >= self.total_steps - self.finetune_steps and self.finetune_steps > 0:
+            if self.finetune_steps > 0 and t >= self.total_steps - self.finetune_steps:
                 return self._finetune_step(batch)
             return self._mpl_step(batch, student_active=t >= self.student_wait_steps, t=t)
 
     def _finetune_step(self, batch):
-        loss = F.cross_entropy(self.models["student"](batch.x_l), batch.y_l)
-        opt = self.optimizers["finetune"]
+        loss = F.cross_entropy(upcast(self.models["student"](batch.x_l)), batch.y_l)
+        opt = self.optimizers["finetune" if self.finetune_lr is not None else "student"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {"loss": loss.detach(), "loss_finetune": loss.detach()}
 
-    def _teacher_forward(self, batch):
-        """One fused teacher pass over labeled, student-view and (with UDA) weak views."""
+    def teacher_forward(self, batch):
+        """Teacher logits on the labeled batch, on the view the student learns (x_u_student),
+        and on the weak view for UDA (None without a strong view). One fused pass."""
         teacher = self.models["teacher"]
         use_uda = batch.x_u_strong is not None and self.uda_weight > 0
         student_view = batch.x_u_strong if batch.x_u_strong is not None else batch.x_u
-        parts = [batch.x_l, student_view] + ([batch.x_u] if use_uda else [])
-        logits = teacher(torch.cat(parts)).split([len(p) for p in parts])
+        views = [batch.x_l, student_view] + ([batch.x_u] if use_uda else [])
+        logits = fused_forward(teacher, *views)
         return logits[0], logits[1], (logits[2] if use_uda else None), student_view
 
     def _mpl_step(self, batch, student_active: bool, t: int):
-        t_logits_l, t_logits_u, t_logits_weak, x_u = self._teacher_forward(batch)
+        t_logits_l, t_logits_u, t_logits_weak, x_u = self.teacher_forward(batch)
         logs = {}
         teacher_loss = self.supervised_weight * F.cross_entropy(
             t_logits_l, batch.y_l, label_smoothing=self.label_smoothing)
@@ -184,6 +250,7 @@ class MetaPseudoLabels(Method):
             logs.update(teacher_uda=uda.detach(), uda_mask=mask)
         if student_active:
             mpl_term, student_logs = self._student_step_and_feedback(batch, x_u, t_logits_u)
+            mpl_term = self.feedback_weight * mpl_term
             teacher_loss = teacher_loss + mpl_term
             logs.update(student_logs, teacher_mpl=mpl_term.detach())
         opt = self.optimizers["teacher"]
@@ -200,40 +267,56 @@ class MetaPseudoLabels(Method):
         params = [p for p in student.parameters() if p.requires_grad]
         eta = sgd_update_lr(opt)
         targets = teacher_targets(t_logits_u, self.labels, self.generator)  # (B, C), no gradient
+        w = self.student_labeled_weight
+        needs_d = self.feedback == "expected" or (self.feedback == "cosine" and self.labels == "soft")
+        needs_g_u = self.feedback in ("dot", "cosine")
 
-        # One forward over labeled + unlabeled (one BN batch, as the public code); only the
-        # unlabeled part is trained on.
-        s_logits_u = student(torch.cat([batch.x_l, x_u]))[len(batch.x_l):]
+        # One forward over labeled + unlabeled (one BN batch, as the public code). The JVP for
+        # d_ik replays this forward exactly: same input, same dropout masks.
+        rng = rng_snapshot(x_u.device)
+        s_logits_l, s_logits_u = fused_forward(student, batch.x_l, x_u)
         loss_u = soft_cross_entropy(s_logits_u, targets)
+        loss_sup = F.cross_entropy(s_logits_l, batch.y_l)
         with torch.no_grad(), frozen_bn_statistics(student):
             # The labeled loss before the step, measured the way L_new is after it: a forward of
             # the labeled batch alone. (Read off the fused forward, as the public code does, batch
             # norm would normalise it with other statistics and bias L_old - L_new.)
-            loss_old = F.cross_entropy(student(batch.x_l), batch.y_l)
-        g_u = torch.autograd.grad(loss_u, params)
-        g_u_flat = flat(g_u)  # a copy, taken before the optimizer reads the gradients
-        old_params = [p.detach().clone() for p in params] if self.labels == "soft" else None
-        for p, g in zip(params, g_u):
+            loss_old = F.cross_entropy(upcast(student(batch.x_l)), batch.y_l)
+        if needs_g_u:
+            g_u = torch.autograd.grad(loss_u, params, retain_graph=w > 0)
+            g_u_flat = flat(g_u)  # a copy, taken before the optimizer reads the gradients
+            step_grads = g_u if w == 0 else [a + w * b for a, b in zip(g_u, torch.autograd.grad(loss_sup, params))]
+        else:
+            step_grads = torch.autograd.grad(loss_u + w * loss_sup if w > 0 else loss_u, params)
+        old_params = [p.detach().clone() for p in params] if needs_d else None
+        for p, g in zip(params, step_grads):
             p.grad = g
         opt.step()
 
-        loss_new = F.cross_entropy(student(batch.x_l), batch.y_l)
+        with frozen_bn_statistics(student):  # a measurement, not a training batch: BN statistics stay
+            loss_new = F.cross_entropy(upcast(student(batch.x_l)), batch.y_l)
         g_l = torch.autograd.grad(loss_new, params)
-        g_l_flat = flat(g_l)
-        dot = torch.dot(g_l_flat, g_u_flat)
-        norms = (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12)
-        logs = {"loss_u": loss_u.detach(), "loss_l_old": loss_old, "loss_l_new": loss_new.detach(),
-                "h": eta * dot}
-
+        logs = {"loss_u": loss_u.detach(), "loss_student_sup": loss_sup.detach(), "loss_l_old": loss_old,
+                "loss_l_new": loss_new.detach()}
+        zero = torch.zeros((), device=loss_u.device)
+        if needs_d:
+            d = self._labeled_gradient_jvp(old_params, g_l, batch.x_l, x_u, rng)  # (B, C)
+            # h = eta <g_l, g_u> exactly, since g_u = (1/B) sum_ik targets_ik grad(-log S_k(x_i)).
+            logs["h"] = eta * (d * targets).sum() / len(x_u)
         if self.feedback == "none":
-            return torch.zeros((), device=loss_u.device), logs
-        if self.labels == "soft":
-            d = self._labeled_gradient_jvp(old_params, g_l, x_u)  # (B, C)
-            q = F.softmax(t_logits_u.float(), dim=-1)
-            exact = -(eta / len(x_u)) * (d * q).sum()  # its gradient is dR/dtheta_T exactly
-            if self.feedback == "cosine":
-                exact = exact / (eta * len(x_u) * norms)
-            return exact, logs
+            return zero, logs
+        if self.feedback == "expected":
+            q = F.softmax(t_logits_u, dim=-1)
+            return -(eta / len(x_u)) * (d * q).sum(), logs  # its gradient is dR/dtheta_T
+
+        g_l_flat = flat(g_l)
+        if needs_g_u:
+            dot = torch.dot(g_l_flat, g_u_flat)
+            norms = (g_l_flat.norm() * g_u_flat.norm()).clamp_min(1e-12)
+            logs["h"] = eta * dot
+        if self.labels == "soft":  # cosine: the exact gradient, normalised
+            q = F.softmax(t_logits_u, dim=-1)
+            return -(d * q).sum() / (len(x_u) ** 2 * norms), logs
 
         if self.feedback == "dot":
             h = eta * dot
@@ -247,17 +330,25 @@ class MetaPseudoLabels(Method):
             self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * float(h)
             h = centered
             logs["baseline"] = torch.tensor(self.baseline)
-        ce_teacher = soft_cross_entropy(t_logits_u.float(), targets, reduction="none")
-        reduced = ce_teacher.mean() if self.feedback == "cosine" else ce_teacher.sum()
-        return h.detach() * reduced, logs
+        ce_teacher = soft_cross_entropy(t_logits_u, targets)  # mean over the batch
+        return h.detach() * ce_teacher, logs
 
-    def _labeled_gradient_jvp(self, old_params, g_l, x_u):
-        """d_ik = <g_l, grad_theta_S -log S_k(x_i; theta_S)>: one forward-mode pass through the student."""
+    def _labeled_gradient_jvp(self, old_params, g_l, x_l, x_u, rng):
+        """d_ik = <g_l, grad_theta_S -log S_k(x_i; theta_S)>: one forward-mode pass through the
+        student at its pre-step weights, on the step's fused batch with its dropout masks."""
         student = self.models["student"]
         names = [n for n, p in student.named_parameters() if p.requires_grad]
+        buffers = dict(student.named_buffers())
+        x = torch.cat([x_l, x_u])
 
         def neg_log_probs(*weights):
-            return -F.log_softmax(functional_call(student, dict(zip(names, weights)), (x_u,)), dim=-1)
+            # Copies of the buffers, made inside the transform: the train-mode pass normalises with
+            # the batch's statistics (as the step's forward did) and its running-statistics update
+            # lands in the copies, not in the student.
+            copies = {n: b.clone() for n, b in buffers.items()}
+            logits = functional_call(student, {**copies, **dict(zip(names, weights))}, (x,))
+            return -F.log_softmax(upcast(logits)[len(x_l):], dim=-1)
 
-        _, d = jvp(neg_log_probs, tuple(old_params), tuple(g.detach() for g in g_l))
+        with replayed_rng(rng, x_u.device):
+            _, d = jvp(neg_log_probs, tuple(old_params), tuple(g.detach() for g in g_l))
         return d.detach()

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
 from ..registry import METHODS
-from .base import Method
+from .base import Method, upcast
 
 LABEL_KINDS = ("argmax", "sample", "soft")
 
 
 def teacher_targets(logits: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
     """Pseudo labels from teacher logits as distributions (one-hot for hard labels), no gradient."""
-    probs = F.softmax(logits.detach().float(), dim=-1)
+    probs = F.softmax(upcast(logits.detach()), dim=-1)
     if kind == "soft":
         return probs
     if kind == "argmax":
