@@ -48,7 +48,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--preset", help="a recipe (see `mentor presets`); flags given here override it")
     add("--method", help=f"see `mentor methods` (default {d.method})")
-    add("--dataset", help="two_moons, digits, npz, cifar10, cifar100, svhn, mnist, fashion_mnist, image_folder")
+    add("--dataset", help="two_moons, digits, wine, breast_cancer, npz, cifar10, cifar100, svhn, mnist, fashion_mnist, image_folder")
     add("--data-path", help="the dataset's file or folder (npz file, CIFAR archive folder, image folder, ...)")
     add("--num-labeled", type=int, help=f"labeled examples (default {d.num_labeled})")
     add("--split", choices=PROTOCOLS, help="balanced: seeded N/C per class (default); "

@@ -119,3 +119,15 @@ def test_a_mode_named_none_on_the_command_line_is_the_string(tmp_path):
                  "--steps", "4", "--eval-every", "0", "--unlabeled-batch-size", "16", "--hp", "feedback=none",
                  "--out", out, "--no-progress"]) == 0
     assert json.load(open(f"{out}/summary.json"))["method_hparams"]["feedback"] == "none"
+
+
+@pytest.mark.parametrize("name, rows, features, classes", [("wine", 178, 13, 3), ("breast_cancer", 569, 30, 2)])
+def test_bundled_tables_are_split_and_scaled_on_training_data_only(name, rows, features, classes):
+    from mentor.data import load_dataset
+
+    ds = load_dataset(name, seed=3)
+    assert len(ds.x_train) + len(ds.x_test) == rows and ds.x_train.shape[1] == features
+    assert ds.num_classes == classes and set(np.unique(ds.y_test)) == set(range(classes))
+    assert np.allclose(ds.x_train.mean(0), 0, atol=1e-5) and np.allclose(ds.x_train.std(0), 1, atol=1e-4)
+    assert not np.allclose(ds.x_test.mean(0), 0, atol=1e-3)  # scaled with the training statistics
+    assert not np.array_equal(load_dataset(name, seed=4).y_test, ds.y_test)  # the split follows the seed

@@ -78,6 +78,38 @@ def load_digits(path: Optional[str] = None, seed: int = 0, test_fraction: float 
     return ArrayDataset("digits", x_train, y_train, x_test, y_test, num_classes=10)
 
 
+def _bundled_table(name: str, loader, seed: int, test_fraction: float) -> ArrayDataset:
+    """A table bundled with scikit-learn: seeded stratified train/test split, features standardised
+    with the training split's mean and std (the test split never informs the scaling)."""
+    from sklearn.model_selection import train_test_split
+
+    bunch = loader()
+    x_train, x_test, y_train, y_test = train_test_split(
+        bunch.data.astype(np.float64), bunch.target, test_size=test_fraction, stratify=bunch.target,
+        random_state=seed)
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std[std == 0] = 1.0
+    scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
+    return ArrayDataset(name, scale(x_train), y_train, scale(x_test), y_test,
+                        num_classes=int(bunch.target.max()) + 1)
+
+
+@DATASETS.register("wine")
+def load_wine(path: Optional[str] = None, seed: int = 0, test_fraction: float = 0.25) -> ArrayDataset:
+    """scikit-learn's wine recognition table: 178 wines, 13 chemical measurements, 3 cultivars."""
+    from sklearn.datasets import load_wine as sk_load_wine
+
+    return _bundled_table("wine", sk_load_wine, seed, test_fraction)
+
+
+@DATASETS.register("breast_cancer")
+def load_breast_cancer(path: Optional[str] = None, seed: int = 0, test_fraction: float = 0.25) -> ArrayDataset:
+    """scikit-learn's Wisconsin diagnostic breast cancer table: 569 tumours, 30 features, 2 classes."""
+    from sklearn.datasets import load_breast_cancer as sk_load_breast_cancer
+
+    return _bundled_table("breast_cancer", sk_load_breast_cancer, seed, test_fraction)
+
+
 def load_dataset(name: str, path: Optional[str] = None, seed: int = 0, **options) -> ArrayDataset:
     from .arrays import validate_dataset
 

@@ -11,7 +11,9 @@ Contract used by the trainer and the conformance tests:
 - ``uses_unlabeled`` says whether unlabeled data changes the update (False only for supervised);
 - ``strong_view`` is "required" (FixMatch, UDA), "optional" (used when present) or "unused";
 - ``second_view`` asks for a second independent draw of the labeled and weak views (x_l_alt, x_u_alt);
-- ``num_unlabeled`` (the size of the unlabeled pool) is set by the trainer before ``setup``;
+- ``num_unlabeled`` (the size of the unlabeled pool) is set by the trainer before ``setup``, and
+  ``unlabeled_pool`` = (stored examples, eval transform) before the first step, for methods
+  that must see the whole pool at once (Reduced MPL precomputes a teacher's predictions on it);
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
@@ -59,6 +61,7 @@ class Method:
         self.total_steps = 0
         self.amp = None  # (device_type, dtype) of autocast, set by the trainer
         self.num_unlabeled = 0  # size of the unlabeled pool, set by the trainer
+        self.unlabeled_pool = None  # (stored examples, eval transform), set by the trainer
 
     def autocast(self):
         """Mixed precision for forward passes (losses are computed in float32 by the callers)."""
@@ -79,16 +82,29 @@ class Method:
             )
         # The command line reads "none" as None; an option whose default is a string (a mode
         # such as feedback="none") means the string.
-        params = inspect.signature(cls.__init__).parameters
-        hparams = {k: "none" if v is None and isinstance(params[k].default, str) else v for k, v in hparams.items()}
+        defaults = cls.hparam_defaults()
+        hparams = {k: "none" if v is None and isinstance(defaults[k], str) else v for k, v in hparams.items()}
         method = cls(model_factory, num_classes, seed=seed, **hparams)
         method.hparams = {name: getattr(method, name) for name in valid}
         return method
 
     @classmethod
+    def hparam_defaults(cls) -> Dict[str, object]:
+        """Hyper-parameter -> default, from the keyword arguments of ``__init__`` along the class
+        hierarchy (a subclass passing ``**options`` on to its parent inherits the parent's)."""
+        defaults: Dict[str, object] = {}
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or klass is Method or klass is object:
+                continue
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in (
+                        "self", "model_factory", "num_classes", "seed"):
+                    defaults.setdefault(name, p.default)
+        return defaults
+
+    @classmethod
     def hparam_names(cls) -> List[str]:
-        params = inspect.signature(cls.__init__).parameters
-        return [n for n in params if n not in ("self", "model_factory", "num_classes", "seed")]
+        return list(cls.hparam_defaults())
 
     # --- training -----------------------------------------------------------------------
     def configure_optimizers(self, make_optimizer: OptimizerFactory) -> None:

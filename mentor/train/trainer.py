@@ -150,6 +150,7 @@ class Trainer:
             for model in self.method.models.values():
                 model.compile()
         self.stream = self._make_stream()
+        self.method.unlabeled_pool = (self.stream.x_u, self.views.eval)
         self.step = 0
         self.elapsed = 0.0
         self.history: List[dict] = []

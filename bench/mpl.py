@@ -1,0 +1,173 @@
+"""Meta Pseudo Labels next to supervised training, from the plain command line.
+
+    python bench/mpl.py ablation --problem fmnist1000 --steps 1500 --seeds 0 [--variants ...]
+    python bench/mpl.py defaults --problem fmnist1000 --steps 1500 --seeds 0 1 2
+    python bench/mpl.py compare  --problem digits --steps 3000 --seeds 0 1 2 [--best KEY=VALUE ...]
+
+Every run is what `mentor train --method M --dataset D --num-labeled N --steps S --seed K`
+does with every other flag at its default (mlp model, 64 labeled + 448 unlabeled per step,
+SGD lr 0.03 momentum 0.9, cosine schedule). The only additions: the compare mode gives feature
+data (digits) a Gaussian strong view (--strong-noise 0.15), which FixMatch and UDA need, for
+every method alike.
+
+- ablation: holds out a class-balanced validation split (saved in each run's split.json) and
+  records validation accuracy only; it never reads a test figure, so what it finds may set
+  defaults. Variants: MPL's defaults against one change each (the control without feedback,
+  the paper's scalar feedback, cosine, a stronger feedback, argmax / soft labels, a waiting
+  or finetuning phase, the paper's student that sees labels only when finetuned).
+- defaults: the check of issue "MPL that earns its place": MPL with no option against
+  supervised on the same split and steps; prints PASS when the mean student is within 0.5
+  points of supervised or above it and no seed collapsed (a seed > 5 points below its
+  supervised run).
+- compare: supervised, Pseudo Labels, FixMatch, UDA, MPL (defaults), MPL without feedback
+  (the control), MPL with the validation-chosen setting (--best) and Reduced MPL; student
+  and teacher accuracy.
+
+Results are appended to bench/results/mpl.jsonl (finished runs are skipped when the command
+is run again) and the table is printed for BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from fashion_mnist import read_results, record_result
+from mentor.cli import parse_options
+from mentor.train import TrainConfig, train
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "mpl.jsonl")
+
+PROBLEMS = {  # name -> the dataset flags of the command line, and the validation size of the ablation
+    "fmnist1000": ({"dataset": "fashion_mnist", "num_labeled": 1000}, 5000),
+    "fmnist100": ({"dataset": "fashion_mnist", "num_labeled": 100}, 5000),
+    "digits": ({"dataset": "digits", "num_labeled": 50}, 300),
+    "wine": ({"dataset": "wine", "num_labeled": 15}, 0),
+    "breast_cancer": ({"dataset": "breast_cancer", "num_labeled": 20}, 0),
+}
+FEATURE_STRONG_NOISE = 0.15  # compare mode, feature data only: the strong view FixMatch and UDA need
+
+MPL = "meta_pseudo_labels"
+ABLATION = {  # name -> (method, method options)
+    "supervised": ("supervised", {}),
+    "mpl": (MPL, {}),
+    "mpl feedback=none": (MPL, {"feedback": "none"}),
+    "mpl feedback=dot": (MPL, {"feedback": "dot"}),
+    "mpl feedback=cosine": (MPL, {"feedback": "cosine"}),
+    "mpl feedback_weight=10": (MPL, {"feedback_weight": 10.0}),
+    "mpl labels=argmax": (MPL, {"labels": "argmax"}),
+    "mpl labels=soft": (MPL, {"labels": "soft"}),
+    "mpl student_wait_steps=0.1": (MPL, {"student_wait_steps": 0.1}),
+    "mpl finetune_steps=0.1": (MPL, {"finetune_steps": 0.1}),
+    "mpl paper student (labels only in finetuning 0.1)": (MPL, {"student_labeled_weight": 0.0,
+                                                                "finetune_steps": 0.1}),
+}
+COMPARE = {
+    "supervised": ("supervised", {}),
+    "pseudo_label": ("pseudo_label", {}),
+    "fixmatch": ("fixmatch", {}),
+    "uda": ("uda", {}),
+    "mpl (defaults)": (MPL, {}),
+    "mpl feedback=none (control)": (MPL, {"feedback": "none"}),
+    "reduced_mpl": ("reduced_mpl", {}),
+}
+
+
+def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str, options: dict) -> dict:
+    flags, validation_size = PROBLEMS[problem]
+    config = TrainConfig(method=method, steps=steps, seed=seed, method_options=options, eval_every=0,
+                         device="cpu", progress=False, **flags)
+    if mode == "ablation":
+        config.validation_size = validation_size
+    if mode == "compare" and flags["dataset"] in ("digits", "wine", "breast_cancer"):
+        config.strong_noise = FEATURE_STRONG_NOISE
+    started = time.perf_counter()
+    summary = train(config)
+    split = "val" if mode == "ablation" else "test"  # the ablation never reads a test figure
+    return {"mode": mode, "problem": problem, "steps": steps, "seed": seed, "label": label, "method": method,
+            "accuracy": summary[f"final_{split}_accuracy"] if split == "test" else summary["final_val_accuracy"],
+            "teacher_accuracy": summary.get(f"final_teacher_{split}_accuracy"), "split": split,
+            "seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
+            "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
+            "config": config.to_dict()}
+
+
+def mean_std(values) -> str:
+    values = [100 * v for v in values]
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
+
+
+def table(rows, mode: str) -> str:
+    split = "validation" if mode == "ablation" else "test"
+    lines = [f"| run | seeds | student {split} acc. (mean ± std) | its teacher | s / run |", "| --- | --- | --- | --- | --- |"]
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        teacher = [r["teacher_accuracy"] for r in mine if r["teacher_accuracy"] is not None]
+        lines.append(f"| {label} | {len(mine)} | {mean_std([r['accuracy'] for r in mine])} | "
+                     f"{mean_std(teacher) if teacher else '–'} | {statistics.mean(r['seconds'] for r in mine):.0f} |")
+    return "\n".join(lines)
+
+
+def defaults_verdict(rows) -> str:
+    """PASS: MPL's mean student >= supervised - 0.5 points, and no seed > 5 points below its supervised run."""
+    supervised = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "supervised"}
+    mpl = {r["seed"]: r["accuracy"] for r in rows if r["method"] == MPL}
+    seeds = sorted(set(supervised) & set(mpl))
+    if not seeds:
+        return "no pair of runs yet"
+    gap = 100 * statistics.mean(mpl[s] - supervised[s] for s in seeds)
+    worst = min(100 * (mpl[s] - supervised[s]) for s in seeds)
+    ok = gap >= -0.5 and worst >= -5.0
+    return (f"{'PASS' if ok else 'FAIL'}: MPL − supervised = {gap:+.2f} points (mean of {len(seeds)} seeds), "
+            f"worst seed {worst:+.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("ablation", "defaults", "compare"))
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", help="ablation / compare: only these rows")
+    parser.add_argument("--best", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="compare: MPL options chosen on the ablation's validation split (adds a row)")
+    parser.add_argument("--threads", type=int, help="torch threads (1 lets two benchmarks share 2 cores)")
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.mode == "ablation" and not PROBLEMS[args.problem][1]:
+        parser.error(f"{args.problem} is too small for a validation split; ablate on fmnist or digits")
+    plan = {"ablation": ABLATION, "compare": dict(COMPARE),
+            "defaults": {"supervised": ("supervised", {}), "mpl (defaults)": (MPL, {})}}[args.mode]
+    if args.best:
+        best = parse_options(args.best, "--best")
+        plan["mpl (validation-chosen: " + " ".join(args.best) + ")"] = (MPL, best)
+    if args.variants:
+        plan = {k: v for k, v in plan.items() if k in args.variants}
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    done = read_results(RESULTS)
+
+    def mine(r):
+        return r["mode"] == args.mode and r["problem"] == args.problem and r["steps"] == args.steps
+
+    if not args.table_only:
+        for seed in args.seeds:
+            for label, (method, options) in plan.items():
+                if any(mine(r) and r["label"] == label and r["seed"] == seed for r in done):
+                    continue
+                row = run(args.mode, args.problem, args.steps, seed, label, method, options)
+                record_result(RESULTS, row)
+                done.append(row)
+    rows = [r for r in done if mine(r) and r["label"] in plan and r["seed"] in args.seeds]
+    print(f"\n{args.mode}: {args.problem}, {args.steps} steps, seeds {args.seeds}\n" + table(rows, args.mode))
+    if args.mode == "defaults":
+        print(defaults_verdict(rows))
+
+
+if __name__ == "__main__":
+    main()
