@@ -61,6 +61,8 @@ ABLATION = {  # name -> (method, method options)
     "mpl feedback_weight=10": (MPL, {"feedback_weight": 10.0}),
     "mpl labels=argmax": (MPL, {"labels": "argmax"}),
     "mpl labels=soft": (MPL, {"labels": "soft"}),
+    "mpl label_view=weak": (MPL, {"label_view": "weak"}),
+    "mpl labels=soft label_view=weak": (MPL, {"labels": "soft", "label_view": "weak"}),
     "mpl student_wait_steps=0.1": (MPL, {"student_wait_steps": 0.1}),
     "mpl finetune_steps=0.1": (MPL, {"finetune_steps": 0.1}),
     "mpl paper student (labels only in finetuning 0.1)": (MPL, {"student_labeled_weight": 0.0,

@@ -240,3 +240,23 @@ def test_mpl_student_learns_from_the_labeled_batch_too():
     logs_on, logs_off = on.step(BATCH), off.step(BATCH)
     assert float(logs_on["loss_student_sup"]) == pytest.approx(float(logs_off["loss_student_sup"]))
     assert float(logs_on["loss_l_new"]) < float(logs_off["loss_l_new"])  # the labeled step lowered it further
+
+
+@pytest.mark.parametrize("label_view", ["student", "weak"])
+def test_mpl_labels_come_from_the_chosen_view(label_view, monkeypatch):
+    """label_view=student: the teacher labels the strong view the student learns (Algorithm 1);
+    weak: it labels the weak view of the same examples. The labels and the teacher's MPL term
+    must come from the same logits."""
+    import mentor.methods.meta_pseudo_labels as mpl_module
+
+    seen = []
+    real = mpl_module.teacher_targets
+    monkeypatch.setattr(mpl_module, "teacher_targets", lambda logits, kind, gen: seen.append(logits) or real(logits, kind, gen))
+    method = mpl(4, label_view=label_view, uda_weight=0.0)
+    strong = Batch(BATCH.x_l, BATCH.y_l, BATCH.x_u, x_u_strong=BATCH.x_u + 1.0)
+    with torch.no_grad():
+        expected = method.models["teacher"](strong.x_u if label_view == "weak" else strong.x_u_strong)
+    method.step(strong)
+    assert torch.allclose(seen[0], expected, atol=1e-6)
+    with pytest.raises(ConfigError, match="unknown label_view"):
+        mpl(4, label_view="clean")

@@ -75,6 +75,9 @@ from .base import Method, flat, fused_forward, resolve_steps, sgd_update_lr, upc
 from .pseudo_label import check_label_kind, teacher_targets
 
 FEEDBACK_MODES = ("expected", "dot", "cosine", "loss_diff", "none")
+# Which view of x_u the teacher labels: the student's own (the strong view when there is one,
+# Algorithm 1) or the weak view (a cleaner label for the student's strong view, as in Noisy Student).
+LABEL_VIEWS = ("student", "weak")
 # Feedback modes that multiply a sampled label's score by a scalar reward (REINFORCE).
 SCALAR_FEEDBACK = ("dot", "cosine", "loss_diff")
 
@@ -117,6 +120,7 @@ class MetaPseudoLabels(Method):
                  uda_threshold: float = 0.6,
                  uda_ramp_steps: float = 0,
                  label_smoothing: float = 0.0,
+                 label_view: str = "student",
                  student_wait_steps: float = 0,
                  finetune_steps: float = 0,
                  finetune_lr: Optional[float] = None,
@@ -124,6 +128,8 @@ class MetaPseudoLabels(Method):
                  student_dropout: Optional[float] = None):
         super().__init__(model_factory, num_classes, seed)
         check_label_kind(labels)
+        if label_view not in LABEL_VIEWS:
+            raise ConfigError(f"unknown label_view {label_view!r}; choose one of {', '.join(LABEL_VIEWS)}")
         self._check_feedback(labels, feedback, baseline_decay, student_labeled_weight)
         for name, value in (("feedback_weight", feedback_weight), ("student_labeled_weight", student_labeled_weight),
                             ("supervised_weight", supervised_weight), ("uda_weight", uda_weight)):
@@ -143,6 +149,7 @@ class MetaPseudoLabels(Method):
         self.uda_threshold = uda_threshold
         self.uda_ramp_steps = uda_ramp_steps
         self.label_smoothing = label_smoothing
+        self.label_view = label_view
         self.student_wait_steps = student_wait_steps
         self.finetune_steps = finetune_steps
         self.finetune_lr = finetune_lr
@@ -230,13 +237,14 @@ class MetaPseudoLabels(Method):
 
     def teacher_forward(self, batch):
         """Teacher logits on the labeled batch, on the view the student learns (x_u_student),
-        and on the weak view for UDA (None without a strong view). One fused pass."""
+        and on the weak view for UDA or label_view="weak" (None without a strong view). One fused pass."""
         teacher = self.models["teacher"]
-        use_uda = batch.x_u_strong is not None and self.uda_weight > 0
-        student_view = batch.x_u_strong if batch.x_u_strong is not None else batch.x_u
-        views = [batch.x_l, student_view] + ([batch.x_u] if use_uda else [])
+        has_strong = batch.x_u_strong is not None
+        needs_weak = has_strong and (self.uda_weight > 0 or self.label_view == "weak")
+        student_view = batch.x_u_strong if has_strong else batch.x_u
+        views = [batch.x_l, student_view] + ([batch.x_u] if needs_weak else [])
         logits = fused_forward(teacher, *views)
-        return logits[0], logits[1], (logits[2] if use_uda else None), student_view
+        return logits[0], logits[1], (logits[2] if needs_weak else None), student_view
 
     def _mpl_step(self, batch, student_active: bool, t: int):
         t_logits_l, t_logits_u, t_logits_weak, x_u = self.teacher_forward(batch)
@@ -244,12 +252,14 @@ class MetaPseudoLabels(Method):
         teacher_loss = self.supervised_weight * F.cross_entropy(
             t_logits_l, batch.y_l, label_smoothing=self.label_smoothing)
         logs["teacher_sup"] = teacher_loss.detach()
-        if t_logits_weak is not None:
+        if t_logits_weak is not None and self.uda_weight > 0:
             uda, mask = uda_consistency(t_logits_weak, t_logits_u, self.uda_temperature, self.uda_threshold)
             teacher_loss = teacher_loss + self.uda_weight * linear_ramp(t, self.uda_ramp_steps) * uda
             logs.update(teacher_uda=uda.detach(), uda_mask=mask)
         if student_active:
-            mpl_term, student_logs = self._student_step_and_feedback(batch, x_u, t_logits_u)
+            # The labels and the teacher's MPL term come from the same teacher logits (the same view).
+            labeling = t_logits_weak if self.label_view == "weak" and t_logits_weak is not None else t_logits_u
+            mpl_term, student_logs = self._student_step_and_feedback(batch, x_u, labeling)
             mpl_term = self.feedback_weight * mpl_term
             teacher_loss = teacher_loss + mpl_term
             logs.update(student_logs, teacher_mpl=mpl_term.detach())
