@@ -27,7 +27,8 @@ MPL = "meta_pseudo_labels"
 def variants(base: TwoMoonSettings, demo: TwoMoonSettings):
     """name -> (method, settings). The "demo settings" rows use `mentor demo`'s defaults
     (unlabeled minibatch 256, MPL student after half the steps) with --steps and --noise."""
-    mpl = lambda **kw: with_overrides(base, mpl={"labels": "sample", "feedback": "dot", **kw})  # noqa: E731
+    mpl = lambda **kw: with_overrides(base, mpl={"labels": "sample", "feedback": "dot",
+                                                       "student_labeled_weight": 0.0, **kw})  # noqa: E731
     return {
         "supervised": ("supervised", base),
         "pseudo_label (argmax)": ("pseudo_label", base),
@@ -39,11 +40,11 @@ def variants(base: TwoMoonSettings, demo: TwoMoonSettings):
         "mpl sample cosine baseline": (MPL, mpl(feedback="cosine", baseline_decay=0.99)),
         "mpl argmax dot": (MPL, mpl(labels="argmax")),
         "mpl argmax cosine": (MPL, mpl(labels="argmax", feedback="cosine")),
-        "mpl soft dot (exact)": (MPL, mpl(labels="soft")),
+        "mpl soft dot (exact)": (MPL, mpl(labels="soft", feedback="expected")),
         "mpl soft cosine": (MPL, mpl(labels="soft", feedback="cosine")),
         "mpl sample dot, no teacher CE": (MPL, mpl(supervised_weight=0.0)),
         "mpl sample cosine, no teacher CE": (MPL, mpl(feedback="cosine", supervised_weight=0.0)),
-        "mpl soft dot, no teacher CE": (MPL, mpl(labels="soft", supervised_weight=0.0)),
+        "mpl soft dot, no teacher CE": (MPL, mpl(labels="soft", feedback="expected", supervised_weight=0.0)),
         "mpl sample cosine + UDA": (MPL, with_overrides(mpl(feedback="cosine"), strong_noise=0.1)),
         "mpl sample dot + UDA": (MPL, with_overrides(mpl(), strong_noise=0.1)),
         "mpl sample, no feedback + UDA (control)": (MPL, with_overrides(mpl(feedback="none"), strong_noise=0.1)),
@@ -51,7 +52,8 @@ def variants(base: TwoMoonSettings, demo: TwoMoonSettings):
         "demo settings: supervised": ("supervised", demo),
         "demo settings: pseudo_label": ("pseudo_label", demo),
         "demo settings: mpl": (MPL, demo),
-        "demo settings: mpl cosine": (MPL, with_overrides(demo, mpl={"labels": "sample", "feedback": "cosine"})),
+        "demo settings: mpl cosine": (MPL, with_overrides(demo, mpl={"labels": "sample", "feedback": "cosine",
+                                                                                  "student_labeled_weight": 0.0})),
     }
 
 

@@ -73,11 +73,11 @@ def test_mpl_uda_is_active_only_with_a_strong_view():
 
 
 def test_mpl_baseline_tracks_h():
-    method = mpl(4, feedback="dot", baseline_decay=0.5)
+    method = mpl(4, labels="sample", feedback="dot", baseline_decay=0.5)
     logs = method.step(BATCH)
     assert method.baseline == pytest.approx(0.5 * float(logs["h"]))
     state = method.state_dict()
-    fresh = mpl(4, feedback="dot", baseline_decay=0.5)
+    fresh = mpl(4, labels="sample", feedback="dot", baseline_decay=0.5)
     fresh.load_state_dict(state)
     assert fresh.baseline == method.baseline
 
@@ -176,7 +176,8 @@ def test_mpl_measures_labeled_losses_without_touching_bn_statistics(feedback):
 
     torch.manual_seed(0)
     method = create_method("meta_pseudo_labels", partial(create_model, "small_cnn", (1, 8, 8), 3, widths=[4]), 3,
-                           feedback=feedback, student_labeled_weight=0.0 if feedback == "loss_diff" else 1.0)
+                           labels="sample", feedback=feedback,
+                           student_labeled_weight=0.0 if feedback == "loss_diff" else 1.0)
     method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
     method.setup(10)
     student = method.models["student"]
@@ -224,11 +225,11 @@ def test_mpl_finetunes_with_the_students_own_optimizer_unless_given_a_learning_r
 
 def test_mpl_rejects_inconsistent_feedback_settings():
     with pytest.raises(ConfigError, match="student_labeled_weight=0"):
-        mpl(4, feedback="loss_diff")
+        mpl(4, labels="sample", feedback="loss_diff")
     with pytest.raises(ConfigError, match="needs hard labels"):
         mpl(4, labels="soft", feedback="dot")
     with pytest.raises(ConfigError, match="drop baseline_decay"):
-        mpl(4, baseline_decay=0.9)  # 'expected' has no sampling noise to reduce
+        mpl(4, labels="sample", baseline_decay=0.9)  # 'expected' has no sampling noise to reduce
     with pytest.raises(ConfigError, match="unknown feedback"):
         mpl(4, feedback="dots")
 

@@ -38,8 +38,9 @@ class TwoMoonSettings:
     lr: float = 0.1
     unlabeled_batch_size: int = 256   # a random quarter-epoch of the 2,000 points per step
     strong_noise: Optional[float] = None  # Gaussian strong view -> UDA on MPL's teacher
-    # Algorithm 1: sampled labels, dot feedback, teacher with supervised CE.
-    mpl: Dict = field(default_factory=lambda: {"labels": "sample", "feedback": "dot"})
+    # Algorithm 1: sampled labels, the scalar dot feedback, teacher with supervised CE, a student
+    # that learns from the teacher's labels alone.
+    mpl: Dict = field(default_factory=lambda: {"labels": "sample", "feedback": "dot", "student_labeled_weight": 0.0})
     # The MPL student starts after the teacher trained alone for this fraction of the steps,
     # as the official code does (3k steps on CIFAR): an unsure teacher's samples are coin flips.
     mpl_student_wait: float = 0.5

@@ -37,7 +37,10 @@ One step, with eta_S the student's current learning rate and B the unlabeled bat
 
 Departures from Algorithm 1 in the defaults, each chosen on a validation split
 (BENCHMARKS.md, "Meta Pseudo Labels"); ``--preset mpl-paper`` restores the paper's recipe:
-- ``feedback="expected"`` instead of the scalar REINFORCE estimate (above);
+- ``labels="soft"``: the student learns the teacher's distribution, and the teacher's MPL
+  gradient is the exact meta-gradient (no REINFORCE). Sampled labels (Algorithm 1) add label
+  noise to the student's targets;
+- ``feedback="expected"`` for hard labels instead of the scalar REINFORCE estimate (above);
 - ``student_labeled_weight=1``: the student also trains on the labeled batch. In the paper it
   sees labels only in a final finetuning phase, and at short budgets it ended 4-5 points
   below its own teacher. The feedback stays exact: g_l is taken after the combined step and
@@ -108,7 +111,7 @@ class MetaPseudoLabels(Method):
     name = "meta_pseudo_labels"
 
     def __init__(self, model_factory, num_classes, seed=0,
-                 labels: str = "sample",
+                 labels: str = "soft",
                  feedback: str = "expected",
                  feedback_weight: float = 1.0,
                  baseline_decay: Optional[float] = None,
