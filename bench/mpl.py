@@ -91,7 +91,7 @@ def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str,
     summary = train(config)
     split = "val" if mode == "ablation" else "test"  # the ablation never reads a test figure
     return {"mode": mode, "problem": problem, "steps": steps, "seed": seed, "label": label, "method": method,
-            "accuracy": summary[f"final_{split}_accuracy"] if split == "test" else summary["final_val_accuracy"],
+            "accuracy": summary[f"final_{split}_accuracy"],
             "teacher_accuracy": summary.get(f"final_teacher_{split}_accuracy"), "split": split,
             "seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),

@@ -94,7 +94,7 @@ class Method:
         hierarchy (a subclass passing ``**options`` on to its parent inherits the parent's)."""
         defaults: Dict[str, object] = {}
         for klass in cls.__mro__:
-            if "__init__" not in vars(klass) or klass is Method or klass is object:
+            if "__init__" not in vars(klass):
                 continue
             for name, p in inspect.signature(klass.__init__).parameters.items():
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in (

@@ -185,11 +185,8 @@ class MetaPseudoLabels(Method):
         self.models["teacher"] = model_factory(**_dropout(self.teacher_dropout))
 
     # --- set-up -------------------------------------------------------------------------
-    def teacher_parameters(self):
-        return self.models["teacher"].parameters()
-
     def configure_optimizers(self, make_optimizer):
-        self.optimizers["teacher"] = make_optimizer(self.teacher_parameters(), lr=self.teacher_lr)
+        self.optimizers["teacher"] = make_optimizer(self.models["teacher"].parameters(), lr=self.teacher_lr)
         self.optimizers["student"] = make_optimizer(self.models["student"].parameters())
         if self.finetune_lr is not None:
             # The paper's finetuning: its own constant learning rate (1e-5), momentum 0.9.
@@ -238,13 +235,18 @@ class MetaPseudoLabels(Method):
         opt.step()
         return {"loss": loss.detach(), "loss_finetune": loss.detach()}
 
+    @staticmethod
+    def student_view(batch):
+        """The view of x_u the student learns: the strong view when there is one (Algorithm 1)."""
+        return batch.x_u_strong if batch.x_u_strong is not None else batch.x_u
+
     def teacher_forward(self, batch):
         """Teacher logits on the labeled batch, on the view the student learns (x_u_student),
         and on the weak view for UDA or label_view="weak" (None without a strong view). One fused pass."""
         teacher = self.models["teacher"]
         has_strong = batch.x_u_strong is not None
         needs_weak = has_strong and (self.uda_weight > 0 or self.label_view == "weak")
-        student_view = batch.x_u_strong if has_strong else batch.x_u
+        student_view = self.student_view(batch)
         views = [batch.x_l, student_view] + ([batch.x_u] if needs_weak else [])
         logits = fused_forward(teacher, *views)
         return logits[0], logits[1], (logits[2] if needs_weak else None), student_view
@@ -311,13 +313,12 @@ class MetaPseudoLabels(Method):
         g_l = torch.autograd.grad(loss_new, params)
         logs = {"loss_u": loss_u.detach(), "loss_student_sup": loss_sup.detach(), "loss_l_old": loss_old,
                 "loss_l_new": loss_new.detach()}
-        zero = torch.zeros((), device=loss_u.device)
         if needs_d:
             d = self._labeled_gradient_jvp(old_params, g_l, batch.x_l, x_u, rng)  # (B, C)
             # h = eta <g_l, g_u> exactly, since g_u = (1/B) sum_ik targets_ik grad(-log S_k(x_i)).
             logs["h"] = eta * (d * targets).sum() / len(x_u)
         if self.feedback == "none":
-            return zero, logs
+            return torch.zeros((), device=loss_u.device), logs
         if self.feedback == "expected":
             q = F.softmax(t_logits_u, dim=-1)
             return -(eta / len(x_u)) * (d * q).sum(), logs  # its gradient is dR/dtheta_T

@@ -72,8 +72,7 @@ class TeacherChain(nn.Module):
 @METHODS.register("reduced_mpl")
 class ReducedMetaPseudoLabels(MetaPseudoLabels):
     name = "reduced_mpl"
-    # No view of the unlabeled data reaches T' (it reads precomputed distributions), so the
-    # strong view is only the student's input.
+    # The conformance suite's 6-step runs: 2 steps for the large teacher, then MPL with T'.
     smoke_hparams = {"large_teacher_steps": 2}
 
     def __init__(self, model_factory, num_classes, seed=0, large_teacher_steps: float = 0.5,
@@ -83,7 +82,6 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
         self.large_teacher_options = dict(large_teacher_options or {})
         self.reduced_hidden = reduced_hidden
         self.reduced_layers = reduced_layers
-        self.num_classes = num_classes
         super().__init__(model_factory, num_classes, seed, **mpl_options)
         self.large_probs: Optional[torch.Tensor] = None  # T's softmax on the unlabeled pool, (N_u, C)
 
@@ -129,7 +127,7 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
         large = self.models["large_teacher"]
         large.eval()  # clean predictions: no dropout, BN running statistics
         with self.autocast():
-            return F.softmax(upcast(large(x)).float(), dim=-1)
+            return F.softmax(upcast(large(x)), dim=-1)
 
     def _precompute(self, device) -> None:
         if self.unlabeled_pool is None:
@@ -147,5 +145,4 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
         p_l = self._large_distribution(batch.x_l)
         p_u = self.large_probs[batch.idx_u.to(self.large_probs.device)]
         logits_l, logits_u = self.models["teacher"](torch.cat([p_l, p_u])).split([len(p_l), len(p_u)])
-        student_view = batch.x_u_strong if batch.x_u_strong is not None else batch.x_u
-        return logits_l, logits_u, None, student_view
+        return logits_l, logits_u, None, self.student_view(batch)
