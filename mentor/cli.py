@@ -1,4 +1,4 @@
-"""The ``mentor`` command: methods, train, eval, demo."""
+"""The ``mentor`` command: methods, presets, train, eval, pseudo-label, noisy-student, demo."""
 from __future__ import annotations
 
 import argparse
@@ -83,6 +83,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="images: no flip/translate on labeled and weak views")
     add("--translate", type=float, help=f"images: max shift as a fraction of the side (default {d.translate})")
     add("--randaugment-ops", type=int, help=f"images: RandAugment ops per image (default {d.randaugment_ops})")
+    add("--randaugment-magnitude", type=float,
+        help="images: every RandAugment op at this fraction of its maximum (default: random per image)")
     add("--cutout", type=float, help=f"images: Cutout side / image side (default {d.cutout})")
     add("--precision", choices=PRECISIONS, help="auto: bf16 autocast on CUDA, fp32 on CPU")
     add("--channels-last", dest="channels_last", action="store_const", const=True, help="default: on for CUDA")
@@ -154,6 +156,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_pseudo_label(args) -> int:
+    from .noisy_student import pseudo_label_run
+
+    manifest = pseudo_label_run(args.run_dir, args.out, data=args.data, batch_size=args.batch_size,
+                                shard_size=args.shard_size, device=args.device, progress=not args.no_progress)
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def cmd_noisy_student(args) -> int:
+    from .noisy_student import run_noisy_student
+
+    rounds, teacher = args.rounds, getattr(args, "teacher", None)
+    student_options = parse_options(getattr(args, "student_model_hp", None), "--student-model-hp")
+    for name in ("rounds", "teacher", "student_model_hp"):
+        vars(args).pop(name, None)
+    config = config_from_args(args)
+    if config.out is None:
+        raise ConfigError("noisy-student needs --out, the folder of the pipeline's runs")
+    table = run_noisy_student(config, rounds, config.out, teacher=teacher,
+                              student_model_options=student_options, progress=config.progress)
+    print(json.dumps(table, indent=2))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .experiments.two_moons import run_demo
 
@@ -173,6 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("pseudo-label", help="a finished run's predictions on an unlabeled pool, in shards on disk")
+    p.add_argument("run_dir", help="the teacher: a run folder (its evaluated model labels the pool)")
+    p.add_argument("--out", required=True, help="folder for manifest.json and shard-NNNNN.npz")
+    p.add_argument("--data", help="a .npy file of examples stored like the run's dataset "
+                   "(default: the run's own unlabeled pool)")
+    p.add_argument("--batch-size", type=int, default=1024, help="examples per forward pass")
+    p.add_argument("--shard-size", type=int, default=65536, help="examples per shard file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_pseudo_label)
+    p = sub.add_parser("noisy-student", help="Noisy Student rounds: teacher -> pseudo labels -> noised student -> ...")
+    add_train_arguments(p)
+    p.add_argument("--rounds", type=int, default=2, help="student rounds after the teacher (default 2)")
+    p.add_argument("--teacher", help="start from this finished run folder instead of training a teacher")
+    p.add_argument("--student-model-hp", nargs="*", metavar="KEY=VALUE",
+                   help="model options of every student (a larger student), e.g. hidden=256,256")
+    p.set_defaults(func=cmd_noisy_student)
     p = sub.add_parser("demo", help="the MPL TwoMoon experiment (paper section 3.1)")
     p.add_argument("--seeds", type=int, default=10, help="datasets / runs per method")
     p.add_argument("--out", default="demo_out", help="folder for two_moons.png and two_moons.json")

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mentor.data import Batch
 from mentor.errors import ConfigError
 from mentor.methods import create_method
+from mentor.methods.base import UnlabeledPool
 from mentor.methods.reduced_mpl import ReducedTeacher
 from mentor.models import MLP
 from mentor.train import Trainer
@@ -30,7 +31,7 @@ def reduced(total_steps=6, **hp):
     method.configure_optimizers(lambda params, lr=None: torch.optim.SGD(params, lr=0.1))
     method.setup(total_steps)
     pool = torch.randn(20, 2)
-    method.unlabeled_pool = (pool, lambda x: 2 * x)  # an eval transform the method must apply
+    method.unlabeled_pool = UnlabeledPool(pool, lambda x: 2 * x)  # an eval transform the method must apply
     return method, pool
 
 

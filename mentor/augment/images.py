@@ -31,6 +31,7 @@ OP_SETS: Dict[str, Tuple[str, ...]] = {
     "svhn": ("auto_contrast", "brightness", "color", "contrast", "equalize", "invert", "sharpness",
              "posterize", "solarize", "shear_x", "shear_y", "translate_y"),
 }
+UNSIGNED = ("posterize", "solarize", "sample_pairing")  # no change at magnitude 0, the most at 1
 GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 
 # Magnitude m in [0, 1] per image -> op parameter (RandAugment's ranges, as in FixMatch).
@@ -110,16 +111,22 @@ def _affine_matrices(ops: torch.Tensor, m: torch.Tensor, names: Tuple[str, ...],
 
 class RandAugment:
     """num_ops ops per image, each drawn uniformly from the op set, each with its own uniform
-    random magnitude; then Cutout of ``cutout`` x the image side (0.5: 16 px on 32 px)."""
+    random magnitude (FixMatch) or, with ``magnitude`` in [0, 1], that fraction of every op's
+    maximum (Noisy Student's fixed magnitude); then Cutout of ``cutout`` x the image side
+    (0.5: 16 px on 32 px)."""
 
-    def __init__(self, op_set: str = "cifar", num_ops: int = 2, cutout: float = 0.5):
+    def __init__(self, op_set: str = "cifar", num_ops: int = 2, cutout: float = 0.5,
+                 magnitude: Optional[float] = None):
         if op_set not in OP_SETS:
             raise ConfigError(f"unknown RandAugment op set {op_set!r}; choose one of {', '.join(OP_SETS)}")
         if num_ops < 0:
             raise ConfigError(f"RandAugment num_ops must be >= 0, got {num_ops}")
         if not 0.0 <= cutout < 1.0:
             raise ConfigError(f"cutout must be a fraction of the image side in [0, 1), got {cutout}")
+        if magnitude is not None and not 0.0 <= magnitude <= 1.0:
+            raise ConfigError(f"RandAugment magnitude must be a fraction of the maximum in [0, 1], got {magnitude}")
         self.op_set, self.ops, self.num_ops, self.cutout = op_set, OP_SETS[op_set], num_ops, cutout
+        self.magnitude = magnitude
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for _ in range(self.num_ops):
@@ -128,13 +135,25 @@ class RandAugment:
             x = cutout(x, generator, self.cutout)
         return x
 
+    def _magnitudes(self, b: int, generator: torch.Generator, device):
+        """(m, strength) per image. m parametrises the ops that are the identity at m = 0.5 and go
+        both ways (enhance factors, geometric ops); strength, the ops that grow from nothing at 0
+        (posterize, solarize, SamplePairing). Random mode (FixMatch): one uniform draw serves
+        both. Fixed magnitude s: strength = s, and m = 0.5 +- s/2 with a random direction."""
+        if self.magnitude is None:
+            m = _uniform(b, generator, device)
+            return m, m
+        strength = torch.full((b,), float(self.magnitude), device=device)
+        direction = torch.where(_uniform(b, generator, device) < 0.5, -1.0, 1.0)
+        return 0.5 + 0.5 * strength * direction, strength
+
     def apply_round(self, x: torch.Tensor, generator: torch.Generator,
                     ops: Optional[torch.Tensor] = None) -> torch.Tensor:
         """One op per image. ``ops`` (indices into self.ops) may be given, for tests."""
         b, device = len(x), x.device
         if ops is None:
             ops = torch.randint(len(self.ops), (b,), generator=generator, device=device)
-        m = _uniform(b, generator, device)
+        m, strength = self._magnitudes(b, generator, device)
         partner = torch.randint(b, (b,), generator=generator, device=device)
         out = x.clone()
         present = set(torch.unique(ops).tolist())  # one device sync per round
@@ -144,8 +163,10 @@ class RandAugment:
                 continue
             idx = (ops == k).nonzero().squeeze(1)
             if name == "sample_pairing":
-                w = (MAX_SAMPLE_PAIRING * m[idx]).view(-1, 1, 1, 1)
+                w = (MAX_SAMPLE_PAIRING * strength[idx]).view(-1, 1, 1, 1)
                 out[idx] = (1 - w) * x[idx] + w * x[partner[idx]]
+            elif name in UNSIGNED:
+                out[idx] = COLOUR_OPS[name](x[idx], strength[idx])
             else:
                 out[idx] = COLOUR_OPS[name](x[idx], m[idx])
         if any(self.ops[k] in GEOMETRIC for k in present):
@@ -158,7 +179,8 @@ class RandAugment:
         return out
 
     def __repr__(self) -> str:
-        return f"RandAugment(op_set={self.op_set!r}, num_ops={self.num_ops}, cutout={self.cutout})"
+        return (f"RandAugment(op_set={self.op_set!r}, num_ops={self.num_ops}, cutout={self.cutout}, "
+                f"magnitude={self.magnitude})")
 
 
 def cutout(x: torch.Tensor, generator: torch.Generator, fraction: float = 0.5) -> torch.Tensor:

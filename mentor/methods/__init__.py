@@ -1,7 +1,7 @@
 """Semi-supervised methods, one file each, registered by name."""
 from ..registry import METHODS
-from . import (fixmatch, ict, mean_teacher, meta_pseudo_labels, pi_model, pseudo_label, reduced_mpl,  # noqa: F401,E501
-               supervised, temporal_ensembling, uda, vat)
+from . import (fixmatch, ict, mean_teacher, meta_pseudo_labels, noisy_student, pi_model, pseudo_label,  # noqa: F401,E501
+               reduced_mpl, supervised, temporal_ensembling, uda, vat)
 from .base import Method, StepOutput
 
 

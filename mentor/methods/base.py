@@ -12,8 +12,9 @@ Contract used by the trainer and the conformance tests:
 - ``strong_view`` is "required" (FixMatch, UDA), "optional" (used when present) or "unused";
 - ``second_view`` asks for a second independent draw of the labeled and weak views (x_l_alt, x_u_alt);
 - ``num_unlabeled`` (the size of the unlabeled pool) is set by the trainer before ``setup``, and
-  ``unlabeled_pool`` = (stored examples, eval transform) before the first step, for methods
-  that must see the whole pool at once (Reduced MPL precomputes a teacher's predictions on it);
+  ``unlabeled_pool`` (an ``UnlabeledPool``) before the first step, for methods that must see
+  the whole pool at once (Reduced MPL precomputes a teacher's predictions on it; Noisy Student
+  pseudo-labels it and draws its own filtered, balanced batches from it);
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
@@ -25,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -35,6 +36,20 @@ from ..errors import CheckpointError, ConfigError
 
 ModelFactory = Callable[[], nn.Module]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # (params, lr=None) -> optimizer
+
+
+@dataclass
+class UnlabeledPool:
+    """The whole unlabeled pool as the trainer holds it. ``x``: stored examples (N_u, ...) on the
+    training device, in the order of ``Batch.idx_u``; ``transform``: stored -> clean model input
+    (eval view); ``strong``: stored -> the noised view, ``strong(x, generator)``, or None when
+    the run has no strong view; ``indices``: each example's index in the dataset's pool
+    (training set, then extra unlabeled data), to match labels computed elsewhere."""
+
+    x: torch.Tensor
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    strong: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None
+    indices: Optional[List[int]] = None
 
 
 @dataclass
@@ -61,7 +76,7 @@ class Method:
         self.total_steps = 0
         self.amp = None  # (device_type, dtype) of autocast, set by the trainer
         self.num_unlabeled = 0  # size of the unlabeled pool, set by the trainer
-        self.unlabeled_pool = None  # (stored examples, eval transform), set by the trainer
+        self.unlabeled_pool: Optional[UnlabeledPool] = None  # set by the trainer
 
     def autocast(self):
         """Mixed precision for forward passes (losses are computed in float32 by the callers)."""

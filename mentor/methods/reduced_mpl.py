@@ -132,8 +132,8 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
     def _precompute(self, device) -> None:
         if self.unlabeled_pool is None:
             raise ConfigError("reduced_mpl precomputes its large teacher's predictions on the whole unlabeled "
-                              "pool; set method.unlabeled_pool = (examples, eval transform) (the Trainer does)")
-        pool, transform = self.unlabeled_pool
+                              "pool; set method.unlabeled_pool to an UnlabeledPool (the Trainer does)")
+        pool, transform = self.unlabeled_pool.x, self.unlabeled_pool.transform
         parts = [self._large_distribution(transform(pool[i:i + 1024])) for i in range(0, len(pool), 1024)]
         self.large_probs = torch.cat(parts).to(device)
 

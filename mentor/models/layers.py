@@ -28,6 +28,18 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+def set_stochastic_depth(model: nn.Module, final_drop: float) -> int:
+    """Noisy Student's stochastic depth: the i-th of the model's n DropPath layers (in module
+    order, input to output) drops its residual branch with probability final_drop * i / n, a
+    linear decay of the survival probability to 1 - final_drop at the last block. Returns n
+    (0 for models without residual blocks, which are left unchanged)."""
+    check_unit_interval("stochastic depth", final_drop)
+    layers = [m for m in model.modules() if isinstance(m, DropPath)]
+    for i, layer in enumerate(layers, start=1):
+        layer.p = final_drop * i / len(layers)
+    return len(layers)
+
+
 @contextlib.contextmanager
 def frozen_bn_statistics(model: nn.Module):
     """Forward passes inside leave batch-norm running statistics as they were (momentum 0),

@@ -46,6 +46,7 @@ class TrainConfig:
     augment: bool = True                 # images: flip (unless digits) + translate for labeled and weak views
     translate: float = 0.125             # images: shift up to this fraction of the side (4 px on 32)
     randaugment_ops: int = 2             # images: RandAugment ops per image in the strong view
+    randaugment_magnitude: Optional[float] = None  # images: fixed fraction of each op's maximum; None = random per image
     cutout: float = 0.5                  # images: Cutout side as a fraction of the image side (16 px on 32)
     precision: str = "auto"              # auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16
     channels_last: Optional[bool] = None  # None: on for images on CUDA

@@ -29,6 +29,7 @@ from ..data import ArrayDataset, SemiSupervisedStream, Split, load_dataset, make
 from ..data.arrays import canonical_features
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
+from ..methods.base import UnlabeledPool
 from ..models import create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
@@ -150,7 +151,9 @@ class Trainer:
             for model in self.method.models.values():
                 model.compile()
         self.stream = self._make_stream()
-        self.method.unlabeled_pool = (self.stream.x_u, self.views.eval)
+        self.method.unlabeled_pool = UnlabeledPool(self.stream.x_u, self.views.eval,
+                                                   self.views.strong if self.views.has_strong else None,
+                                                   list(self.split.unlabeled))
         self.step = 0
         self.elapsed = 0.0
         self.history: List[dict] = []
@@ -164,7 +167,7 @@ class Trainer:
             raise ConfigError("--strong-noise is for feature data; images get RandAugment + Cutout as their strong view")
         mean, std = channel_stats(ds.x_train)
         wants_strong = self.method.strong_view != "unused" and cfg.randaugment_ops + cfg.cutout > 0
-        randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout) if wants_strong else None
+        randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout, cfg.randaugment_magnitude) if wants_strong else None
         return ImageViews(mean, std, hflip=ds.hflip, translate=cfg.translate, randaugment=randaugment,
                           augment=cfg.augment, channels_last=self.channels_last, input_noise=cfg.input_noise)
 
