@@ -97,7 +97,15 @@ def channel_stats(x_uint8) -> tuple:
     """Per-channel mean and std in [0, 1] units of a uint8 (n, C, H, W) array (for standardising)."""
     import numpy as np
 
-    flat = x_uint8.transpose(1, 0, 2, 3).reshape(x_uint8.shape[1], -1)
-    mean = flat.mean(axis=1, dtype=np.float64) / 255.0
-    std = flat.std(axis=1, dtype=np.float64) / 255.0
-    return tuple(float(v) for v in mean), tuple(float(max(v, 1e-3)) for v in std)
+    # Sums over chunks of images: a float64 copy of the whole set (376 MB for Fashion-MNIST)
+    # would dominate the memory of small runs and of `mentor pseudo-label`.
+    channels = x_uint8.shape[1]
+    total, squares, count = np.zeros(channels), np.zeros(channels), 0
+    for start in range(0, len(x_uint8), 4096):
+        chunk = x_uint8[start:start + 4096].astype(np.float64)
+        total += chunk.sum(axis=(0, 2, 3))
+        squares += (chunk ** 2).sum(axis=(0, 2, 3))
+        count += chunk[:, 0].size
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    return tuple(float(v) / 255.0 for v in mean), tuple(float(max(v / 255.0, 1e-3)) for v in std)
