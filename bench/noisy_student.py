@@ -48,6 +48,7 @@ ABLATION = {  # label -> (method options, TrainConfig changes)
     "no dropout": ({"student_dropout": 0.0}, {}),
     "no noise at all": ({"student_dropout": 0.0}, {"randaugment_ops": 0, "cutout": 0.0}),
     "hard labels": ({"labels": "hard"}, {}),
+    "larger student (mlp 256-256)": ({}, {"model_options": {"hidden": [256, 256]}}),
     "no balancing": ({"balance": False}, {}),
 }
 CORRUPTIONS = {  # name -> severities (parameters in [0, 1] image units)

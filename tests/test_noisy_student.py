@@ -166,6 +166,9 @@ def test_student_noise_dropout_and_linear_stochastic_depth():
     assert all(m.p == 0 for m in method.models["teacher"].modules() if isinstance(m, DropPath))
     assert method.models["student"].dropout.p == 0.5
     assert set_stochastic_depth(MLP((4,), 3), 0.2) == 0
+    mlp = MLP((4,), 3, hidden=[5, 6], dropout=0.5)  # dropout on the final layer's input only
+    assert [type(m).__name__ for m in mlp.net][-2:] == ["Dropout", "Linear"]
+    assert sum(isinstance(m, nn.Dropout) for m in mlp.net) == 1
 
 
 def test_fixed_randaugment_magnitude_zero_changes_nothing_and_one_does():

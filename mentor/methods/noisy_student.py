@@ -24,7 +24,7 @@ mentor/noisy_student.py):
    Gaussian noise (--strong-noise) on feature data. The pseudo-labeled batch has the run's
    --unlabeled-batch-size, so --unlabeled-batch-size / --batch-size is the paper's unlabeled
    to labeled batch ratio. Model noise: dropout ``student_dropout`` (paper: 0.5 on the final
-   layer; the mlp puts it after every hidden layer) and stochastic depth, the drop probability
+   layer; mlp, small_cnn and wrn put it before the classifier) and stochastic depth, the drop probability
    growing linearly to ``stochastic_depth`` at the last residual block (paper: survival 0.8),
    on models with residual blocks (wrn). ``student_options`` makes the student larger (model
    options, e.g. {"width": 8} on --model wrn, {"hidden": [256, 256]} on the mlp).

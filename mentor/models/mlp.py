@@ -41,9 +41,11 @@ class MLP(nn.Module):
         layers = [nn.Flatten()]
         for width in hidden:
             layers += [nn.Linear(in_features, int(width)), ACTIVATIONS[activation]()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
             in_features = int(width)
+        # Dropout on the features entering the classifier, as in the other models here and in
+        # the papers' WideResNets (MPL Table 8, Noisy Student's "dropout on the final layer").
+        if dropout:
+            layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(in_features, num_classes))
         self.net = nn.Sequential(*layers)
         bound = _parse_init(init)
