@@ -36,7 +36,7 @@ import torch
 from kornia.filters import gaussian_blur2d
 
 from fashion_mnist import read_results, record_result
-from mentor.noisy_student import run_noisy_student
+from mentor.noisy_student import DEFAULT_STUDENT_WIDTH, run_noisy_student, student_options
 from mentor.train import TrainConfig, Trainer, evaluate, load_run
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "noisy_student.jsonl")
@@ -45,10 +45,12 @@ VALIDATION = 5000
 ABLATION = {  # label -> (method options, TrainConfig changes)
     "student (defaults)": ({}, {}),
     "no input noise (no RandAugment, no Cutout)": ({}, {"randaugment_ops": 0, "cutout": 0.0}),
+    "no Cutout (RandAugment only)": ({}, {"cutout": 0.0}),
+    "RandAugment at fixed magnitude 0.3, no Cutout": ({}, {"cutout": 0.0, "randaugment_magnitude": 0.3}),
     "no dropout": ({"student_dropout": 0.0}, {}),
     "no noise at all": ({"student_dropout": 0.0}, {"randaugment_ops": 0, "cutout": 0.0}),
     "hard labels": ({"labels": "hard"}, {}),
-    "larger student (mlp 256-256)": ({}, {"model_options": {"hidden": [256, 256]}}),
+    "equal-size student (mlp 64-64)": ({}, {"student_width": 1.0}),
     "no balancing": ({"balance": False}, {}),
 }
 CORRUPTIONS = {  # name -> severities (parameters in [0, 1] image units)
@@ -112,9 +114,13 @@ def mode_ablation(args, done) -> list:
             if found:
                 rows += found
                 continue
-            out = os.path.join(args.work, f"ablation-s{seed}-{args.steps}-{len(rows)}")
+            slug = "".join(ch if ch.isalnum() else "-" for ch in label.lower())
+            out = os.path.join(args.work, f"ablation-s{seed}-{args.steps}-{slug}")
+            changes = dict(changes)
+            width = changes.pop("student_width", DEFAULT_STUDENT_WIDTH)
             config = base_config(seed, args.steps, out, method="noisy_student",
                                  method_options={"pseudo_labels": labels, **options}, **changes)
+            config.model_options = student_options(config, width)  # the pipeline's (wider) student
             started = time.perf_counter()
             trainer = Trainer(config)
             trainer.fit(resume=os.path.exists(os.path.join(out, "checkpoint.pt")))

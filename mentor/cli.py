@@ -168,15 +168,16 @@ def cmd_pseudo_label(args) -> int:
 def cmd_noisy_student(args) -> int:
     from .noisy_student import run_noisy_student
 
-    rounds, teacher = args.rounds, getattr(args, "teacher", None)
+    rounds, teacher, width = args.rounds, getattr(args, "teacher", None), args.student_width
     student_options = parse_options(getattr(args, "student_model_hp", None), "--student-model-hp")
-    for name in ("rounds", "teacher", "student_model_hp"):
+    for name in ("rounds", "teacher", "student_model_hp", "student_width"):
         vars(args).pop(name, None)
     config = config_from_args(args)
     if config.out is None:
         raise ConfigError("noisy-student needs --out, the folder of the pipeline's runs")
     table = run_noisy_student(config, rounds, config.out, teacher=teacher,
-                              student_model_options=student_options, progress=config.progress)
+                              student_model_options=student_options, student_width=width,
+                              progress=config.progress)
     print(json.dumps(table, indent=2))
     return 0
 
@@ -214,8 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.add_argument("--rounds", type=int, default=2, help="student rounds after the teacher (default 2)")
     p.add_argument("--teacher", help="start from this finished run folder instead of training a teacher")
+    p.add_argument("--student-width", type=float, default=4.0,
+                   help="students are this many times wider than the teacher's model (default 4: mlp 64-64 -> "
+                        "256-256, wrn28_2 -> WRN-28-8; 1 = an equal student)")
     p.add_argument("--student-model-hp", nargs="*", metavar="KEY=VALUE",
-                   help="model options of every student (a larger student), e.g. hidden=256,256")
+                   help="further model options of every student, e.g. dropout=0.3")
     p.set_defaults(func=cmd_noisy_student)
     p = sub.add_parser("demo", help="the MPL TwoMoon experiment (paper section 3.1)")
     p.add_argument("--seeds", type=int, default=10, help="datasets / runs per method")

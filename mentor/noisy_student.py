@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 from .methods.noisy_student import pool_fingerprint
+from .models.mlp import wider_options
 from .pseudo_labels import ArrayPool, label_pool, open_pool
 from .train import TrainConfig, Trainer, load_run
 from .train.config import RESUME_FREE
@@ -90,19 +91,32 @@ def _check_settings(out: str, settings: dict) -> None:
     os.replace(tmp, path)
 
 
+DEFAULT_STUDENT_WIDTH = 4.0
+
+
+def student_options(config: TrainConfig, width: float = DEFAULT_STUDENT_WIDTH,
+                    model_options: Optional[dict] = None) -> dict:
+    """The students' model options: the teacher's model ``width`` times wider (the paper's
+    students are equal or larger; x4 turns the mlp's 64-64 into 256-256 and wrn28_2 into
+    WRN-28-8), then ``model_options`` on top."""
+    return {**wider_options(config.model, config.model_options, width), **(model_options or {})}
+
+
 def run_noisy_student(config: TrainConfig, rounds: int, out: str, teacher: Optional[str] = None,
-                      student_model_options: Optional[dict] = None, progress: bool = True) -> dict:
+                      student_model_options: Optional[dict] = None, student_width: float = DEFAULT_STUDENT_WIDTH,
+                      progress: bool = True) -> dict:
     """``rounds`` rounds of Noisy Student; ``config`` holds the settings of every run (its method
     options go to the students; the round-0 teacher is a `supervised` run of the same settings).
-    Returns the content of rounds.json."""
+    Students are ``student_width`` times wider than the teacher's model, then
+    ``student_model_options`` apply. Returns the content of rounds.json."""
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
     if config.method not in ("supervised", "noisy_student"):
         raise ConfigError("noisy-student chooses the methods itself (a supervised teacher, noisy_student "
                           f"students); drop --method {config.method}")
-    student_model_options = dict(student_model_options or {})
+    student_model = student_options(config, student_width, student_model_options)
     settings = {"rounds": rounds, "teacher": None if teacher is None else os.path.abspath(teacher),
-                "student_model_options": student_model_options, "config": config.to_dict()}
+                "student_model_options": student_model, "config": config.to_dict()}
     _check_settings(out, settings)
     table = {"rounds": []}
     if teacher is None:
@@ -123,7 +137,7 @@ def run_noisy_student(config: TrainConfig, rounds: int, out: str, teacher: Optio
         student_config = copy.deepcopy(config)
         student_config.method = "noisy_student"
         student_config.method_options = {**config.method_options, "pseudo_labels": labels}
-        student_config.model_options = {**config.model_options, **student_model_options}
+        student_config.model_options = student_model
         student_config.out = run_dir
         teacher_scores = _accuracies(current)
         current = _run(student_config)

@@ -19,6 +19,7 @@ from mentor.methods import create_method
 from mentor.methods.base import UnlabeledPool
 from mentor.methods.noisy_student import pool_fingerprint
 from mentor.models import MLP, WideResNet
+from mentor.models.mlp import wider_options
 from mentor.models.layers import DropPath, set_stochastic_depth
 from mentor.noisy_student import run_noisy_student
 from mentor.pseudo_labels import ArrayPool, NpyPool, filter_and_balance, label_pool, read_labels
@@ -159,6 +160,15 @@ def test_labels_made_for_another_pool_are_refused(tmp_path):
         method.step(Batch(torch.zeros(2, 4), torch.tensor([0, 1]), torch.zeros(4, 4)))
 
 
+def test_wider_students():
+    assert wider_options("mlp", {}, 4) == {"hidden": [256, 256]}
+    assert wider_options("small_cnn", {"widths": [16, 32, 64]}, 2) == {"widths": [32, 64, 128]}
+    assert wider_options("wrn28_2", {"dropout": 0.1}, 4) == {"dropout": 0.1, "width": 8}
+    assert wider_options("mlp", {"hidden": [8]}, 1) == {"hidden": [8]}
+    with pytest.raises(ConfigError, match="no width option"):
+        wider_options("cnn13", {}, 2)
+
+
 def test_student_noise_dropout_and_linear_stochastic_depth():
     method = create_method("noisy_student", partial(WideResNet, (3, 8, 8), 3, depth=10, width=1), 3)
     drops = [m.p for m in method.models["student"].modules() if isinstance(m, DropPath)]
@@ -195,6 +205,8 @@ def test_rounds_write_a_table_and_a_killed_pipeline_resumes(tmp_path, monkeypatc
     assert [r["round"] for r in whole["rounds"]] == [0, 1, 2]
     assert whole["rounds"][2]["teacher_test_accuracy"] == whole["rounds"][1]["student_test_accuracy"]
     assert json.load(open(tmp_path / "whole" / "rounds.json")) == whole
+    students = [json.load(open(tmp_path / "whole" / f"round-{k}" / "config.json"))["model_options"] for k in (1, 2)]
+    assert students == [{"hidden": [256, 256]}] * 2  # four times the teacher's mlp 64-64 by default
     # Kill the second student mid-run (after its checkpoint at step 50), then run the command again.
     out = str(tmp_path / "killed")
     from mentor.methods.noisy_student import NoisyStudent

@@ -1,6 +1,7 @@
 """Fully connected classifier with configurable widths, activation and initialisation."""
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Sequence
 
@@ -56,6 +57,27 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def wider_options(name: str, options: dict, factor: float) -> dict:
+    """Model options for the same architecture ``factor`` times wider (a larger Noisy Student
+    student): the mlp's hidden widths, small_cnn's channel widths, a WideResNet's width k
+    (wrn28_2 x 4 = WRN-28-8). Other models have no width to scale: an error says so."""
+    if factor == 1:
+        return dict(options)
+    if factor <= 0:
+        raise ConfigError(f"width factor must be positive, got {factor}")
+    model = MODELS.get(name)
+    signature = inspect.signature(model)
+    if name.startswith("wrn"):
+        default = {"wrn28_2": 2, "wrn28_8": 8}.get(name, signature.parameters["width"].default
+                                                   if "width" in signature.parameters else 2)
+        return {**options, "width": max(1, round(options.get("width", default) * factor))}
+    for key in ("hidden", "widths"):
+        if key in signature.parameters:
+            widths = options.get(key, signature.parameters[key].default)
+            return {**options, key: [max(1, round(int(w) * factor)) for w in widths]}
+    raise ConfigError(f"model {name!r} has no width option to scale; give the student's options explicitly")
 
 
 def create_model(name: str, input_shape: Sequence[int], num_classes: int, **options) -> nn.Module:

@@ -92,9 +92,9 @@ def wrn(input_shape, num_classes, **options) -> WideResNet:
 
 @MODELS.register("wrn28_2")
 def wrn28_2(input_shape, num_classes, **options) -> WideResNet:
-    return WideResNet(input_shape, num_classes, depth=28, width=2, **options)
+    return WideResNet(input_shape, num_classes, **{"depth": 28, "width": 2, **options})
 
 
 @MODELS.register("wrn28_8")
 def wrn28_8(input_shape, num_classes, **options) -> WideResNet:
-    return WideResNet(input_shape, num_classes, depth=28, width=8, **options)
+    return WideResNet(input_shape, num_classes, **{"depth": 28, "width": 8, **options})
