@@ -168,15 +168,15 @@ def cmd_pseudo_label(args) -> int:
 def cmd_noisy_student(args) -> int:
     from .noisy_student import run_noisy_student
 
-    rounds, teacher, width = args.rounds, getattr(args, "teacher", None), args.student_width
+    rounds, teacher, width, cutout = args.rounds, getattr(args, "teacher", None), args.student_width, args.student_cutout
     student_options = parse_options(getattr(args, "student_model_hp", None), "--student-model-hp")
-    for name in ("rounds", "teacher", "student_model_hp", "student_width"):
+    for name in ("rounds", "teacher", "student_model_hp", "student_width", "student_cutout"):
         vars(args).pop(name, None)
     config = config_from_args(args)
     if config.out is None:
         raise ConfigError("noisy-student needs --out, the folder of the pipeline's runs")
     table = run_noisy_student(config, rounds, config.out, teacher=teacher,
-                              student_model_options=student_options, student_width=width,
+                              student_model_options=student_options, student_width=width, student_cutout=cutout,
                               progress=config.progress)
     print(json.dumps(table, indent=2))
     return 0
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-width", type=float, default=4.0,
                    help="students are this many times wider than the teacher's model (default 4: mlp 64-64 -> "
                         "256-256, wrn28_2 -> WRN-28-8; 1 = an equal student)")
+    p.add_argument("--student-cutout", type=float, default=0.0,
+                   help="Cutout in the students' strong view (default 0: RandAugment alone, the paper's noise)")
     p.add_argument("--student-model-hp", nargs="*", metavar="KEY=VALUE",
                    help="further model options of every student, e.g. dropout=0.3")
     p.set_defaults(func=cmd_noisy_student)

@@ -205,8 +205,9 @@ def test_rounds_write_a_table_and_a_killed_pipeline_resumes(tmp_path, monkeypatc
     assert [r["round"] for r in whole["rounds"]] == [0, 1, 2]
     assert whole["rounds"][2]["teacher_test_accuracy"] == whole["rounds"][1]["student_test_accuracy"]
     assert json.load(open(tmp_path / "whole" / "rounds.json")) == whole
-    students = [json.load(open(tmp_path / "whole" / f"round-{k}" / "config.json"))["model_options"] for k in (1, 2)]
-    assert students == [{"hidden": [256, 256]}] * 2  # four times the teacher's mlp 64-64 by default
+    students = [json.load(open(tmp_path / "whole" / f"round-{k}" / "config.json")) for k in (1, 2)]
+    assert [c["model_options"] for c in students] == [{"hidden": [256, 256]}] * 2  # 4x the teacher's mlp 64-64
+    assert [c["cutout"] for c in students] == [0.0, 0.0]  # the paper's noise: RandAugment without Cutout
     # Kill the second student mid-run (after its checkpoint at step 50), then run the command again.
     out = str(tmp_path / "killed")
     from mentor.methods.noisy_student import NoisyStudent
