@@ -67,6 +67,9 @@ ABLATION = {  # name -> (method, method options)
     "mpl finetune_steps=0.1": (MPL, {"finetune_steps": 0.1}),
     "mpl paper student (labels only in finetuning 0.1)": (MPL, {"student_labeled_weight": 0.0,
                                                                 "finetune_steps": 0.1}),
+    "reduced_mpl": ("reduced_mpl", {}),
+    "reduced_mpl large_teacher_steps=0.25": ("reduced_mpl", {"large_teacher_steps": 0.25}),
+    "reduced_mpl large_teacher_steps=0.75": ("reduced_mpl", {"large_teacher_steps": 0.75}),
 }
 COMPARE = {
     "supervised": ("supervised", {}),
@@ -76,6 +79,8 @@ COMPARE = {
     "mpl (defaults)": (MPL, {}),
     "mpl feedback=none (control)": (MPL, {"feedback": "none"}),
     "reduced_mpl": ("reduced_mpl", {}),
+    "reduced_mpl large_teacher_steps=0.25": ("reduced_mpl", {"large_teacher_steps": 0.25}),
+    "reduced_mpl large_teacher_steps=0.75": ("reduced_mpl", {"large_teacher_steps": 0.75}),
 }
 
 

@@ -112,6 +112,8 @@ def mode_ablation(args, done) -> list:
         if not os.path.exists(os.path.join(labels, "manifest.json")):
             raise SystemExit(f"run `rounds` for seed {seed} first: {labels} is missing")
         for label, (options, changes) in ABLATION.items():
+            if args.variants and label not in args.variants:
+                continue
             key = {"mode": "ablation", "seed": seed, "steps": args.steps, "label": label}
             found = [r for r in done if all(r.get(k) == v for k, v in key.items())]
             if found:
@@ -137,6 +139,8 @@ def mode_ablation(args, done) -> list:
     print("| --- | --- | --- |")
     for label in ABLATION:
         at = [r for r in rows if r["label"] == label]
+        if not at:
+            continue
         print(f"| {label} | {len(at)} | {mean_std(r['val_accuracy'] for r in at)} |")
     return rows
 
@@ -203,6 +207,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", default="/tmp/noisy_student_bench")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--variants", nargs="+", help="ablation: only these rows")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

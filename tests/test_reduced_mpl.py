@@ -53,8 +53,12 @@ def test_phases_and_the_precomputed_distributions():
                       if any(not torch.equal(a, b) for a, b in zip(before[k], m.parameters()))})
         if t == 2:
             assert method.large_probs is None  # nothing precomputed while the large teacher trains
-    assert moved[:3] == [{"large_teacher"}] * 3
+    assert moved[:3] == [{"large_teacher", "student"}] * 3  # the student learns the labeled batch meanwhile
     assert all(m == {"teacher", "student"} for m in moved[3:])
+    paper, _ = reduced(6, student_labeled_weight=0.0)  # the paper's student waits for phase 2
+    before = [p.detach().clone() for p in paper.models["student"].parameters()]
+    paper.step(batch(torch.arange(8)))
+    assert all(torch.equal(a, b) for a, b in zip(before, paper.models["student"].parameters()))
     large = models["large_teacher"].eval()
     with torch.no_grad():
         expected = F.softmax(large(2 * pool), dim=-1)  # clean (transformed) inputs, eval mode: no dropout

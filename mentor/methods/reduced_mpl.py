@@ -10,7 +10,8 @@ the student. Only T' and the student are in memory while the student trains.
 Here, within one run of ``--steps``:
 1. Phase 1 (the first ``large_teacher_steps``, half the run by default): T, the model of the
    run (``large_teacher_options`` override its model options, e.g. {"hidden": [256, 256]}
-   for a wider MLP), trains on the labeled batch.
+   for a wider MLP), trains on the labeled batch; so does the student when it learns labels
+   (``student_labeled_weight`` > 0, the default; the paper's student waits for phase 2).
 2. T is frozen and its softmax on every example of the unlabeled pool is computed once, in
    eval mode on clean inputs (no augmentation, no dropout), in batches. A resumed run
    recomputes it from the frozen T in its checkpoint instead of storing it.
@@ -119,7 +120,19 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": loss.detach(), "loss_large_teacher": loss.detach()}
+        logs = {"loss": loss.detach(), "loss_large_teacher": loss.detach()}
+        if self.student_labeled_weight > 0:
+            # A student that learns labels (the default) starts on them now rather than idling
+            # through phase 1: with half the run spent on the large teacher, a student trained
+            # only in phase 2 ended 2.2 points under supervised training on Fashion-MNIST-1000.
+            with self.autocast():
+                loss_student = F.cross_entropy(upcast(self.models["student"](batch.x_l)), batch.y_l)
+            opt = self.optimizers["student"]
+            opt.zero_grad(set_to_none=True)
+            (self.student_labeled_weight * loss_student).backward()
+            opt.step()
+            logs["loss_student_labeled"] = loss_student.detach()
+        return logs
 
     # --- phase 2: MPL with the reduced teacher ------------------------------------------
     @torch.no_grad()
