@@ -279,7 +279,7 @@ def filter_and_balance(argmax: np.ndarray, confidence: np.ndarray, num_classes: 
     positions = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
     if len(positions) == 0:
         raise DataError(f"no pseudo-labeled example has confidence >= {threshold}: the student would have no "
-                        "unlabeled data; lower the threshold")
+                        "unlabeled data; lower the threshold or train the teacher longer")
     return Selection(np.sort(positions).astype(np.int64), stats)
 
 

@@ -243,3 +243,12 @@ def test_pseudo_label_command_on_a_npy_pool(tmp_path, capsys):
     assert main(["pseudo-label", run, "--data", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "b"),
                  "--no-progress"]) == 2
     assert "shape (5,)" in capsys.readouterr().err
+
+
+def test_the_stream_makes_no_strong_view_the_student_would_not_use(tiny_dataset):
+    from conftest import tiny_config
+    from mentor.train import Trainer
+
+    trainer = Trainer(tiny_config("noisy_student"), dataset=tiny_dataset)
+    assert not trainer.stream.make_strong and trainer.method.unlabeled_pool.strong is not None
+    assert trainer.stream.next().x_u_strong is None

@@ -11,6 +11,8 @@ Contract used by the trainer and the conformance tests:
 - ``uses_unlabeled`` says whether unlabeled data changes the update (False only for supervised);
 - ``strong_view`` is "required" (FixMatch, UDA), "optional" (used when present) or "unused";
 - ``second_view`` asks for a second independent draw of the labeled and weak views (x_l_alt, x_u_alt);
+- ``draws_own_unlabeled``: the method draws its unlabeled batches from ``unlabeled_pool`` itself
+  (Noisy Student's filtered, balanced selection), so the stream makes no strong view for them;
 - ``num_unlabeled`` (the size of the unlabeled pool) is set by the trainer before ``setup``, and
   ``unlabeled_pool`` (an ``UnlabeledPool``) before the first step, for methods that must see
   the whole pool at once (Reduced MPL precomputes a teacher's predictions on it; Noisy Student
@@ -63,6 +65,7 @@ class Method:
     uses_unlabeled: bool = True
     strong_view: str = "optional"
     second_view: bool = False
+    draws_own_unlabeled: bool = False
     # Hyper-parameters that make the rule observable within a few steps of a tiny problem
     # (e.g. no confidence threshold); used by the conformance suite only.
     smoke_hparams: Dict[str, object] = {}

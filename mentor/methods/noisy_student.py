@@ -61,6 +61,7 @@ def pool_fingerprint(indices) -> str:
 class NoisyStudent(Method):
     name = "noisy_student"
     strong_view = "optional"
+    draws_own_unlabeled = True  # from the filtered, balanced selection, noised by the run's strong view
     # The conformance suite's 6-step runs: 3 steps of teacher, then 3 of student.
     smoke_hparams = {"teacher_steps": 3}
 

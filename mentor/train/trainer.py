@@ -178,7 +178,7 @@ class Trainer:
         return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(ds.y_train[split.labeled]),
                                     as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
                                     seed=cfg.seed, views=self.views,
-                                    make_strong=self.method.strong_view != "unused",
+                                    make_strong=self.method.strong_view != "unused" and not self.method.draws_own_unlabeled,
                                     make_second_view=self.method.second_view)
 
     # --- files --------------------------------------------------------------------------
