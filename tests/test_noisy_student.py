@@ -252,3 +252,18 @@ def test_the_stream_makes_no_strong_view_the_student_would_not_use(tiny_dataset)
     trainer = Trainer(tiny_config("noisy_student"), dataset=tiny_dataset)
     assert not trainer.stream.make_strong and trainer.method.unlabeled_pool.strong is not None
     assert trainer.stream.next().x_u_strong is None
+
+
+def test_noisy_student_command(tmp_path, capsys):
+    out = str(tmp_path / "ns")
+    args = ["noisy-student", "--dataset", "digits", "--num-labeled", "50", "--steps", "60", "--batch-size", "16",
+            "--unlabeled-batch-size", "32", "--strong-noise", "0.15", "--no-progress"]
+    assert main(args + ["--rounds", "1", "--student-width", "2", "--hp", "threshold=0", "--out", out]) == 0
+    table = json.load(open(os.path.join(out, "rounds.json")))
+    assert [r["round"] for r in table["rounds"]] == [0, 1] and json.loads(capsys.readouterr().out) == table
+    student = json.load(open(os.path.join(out, "round-1", "config.json")))
+    assert student["model_options"] == {"hidden": [128, 128]} and student["method_options"]["threshold"] == 0
+    assert main(args + ["--method", "fixmatch", "--out", str(tmp_path / "other")]) == 2
+    assert "drop --method fixmatch" in capsys.readouterr().err
+    assert main(args) == 2
+    assert "needs --out" in capsys.readouterr().err
