@@ -267,3 +267,15 @@ def test_noisy_student_command(tmp_path, capsys):
     assert "drop --method fixmatch" in capsys.readouterr().err
     assert main(args) == 2
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_pipeline_from_an_existing_teacher_run(tmp_path):
+    teacher = str(tmp_path / "teacher")
+    assert main(["train", "--dataset", "digits", "--num-labeled", "50", "--steps", "100", "--out", teacher,
+                 "--no-progress"]) == 0
+    out = str(tmp_path / "ns")
+    table = run_noisy_student(digits_config(out), 1, out, teacher=teacher, progress=False)
+    assert not os.path.exists(os.path.join(out, "round-0"))
+    assert table["rounds"][0]["run"] == teacher
+    assert table["rounds"][1]["teacher_test_accuracy"] == json.load(open(os.path.join(teacher, "summary.json")))[
+        "final_test_accuracy"]
