@@ -57,9 +57,7 @@ def _run(config: TrainConfig) -> Trainer:
     """Train (or finish, or just reload) the run in config.out."""
     out = config.out
     if os.path.exists(os.path.join(out, "summary.json")) and os.path.exists(os.path.join(out, "checkpoint.pt")):
-        trainer = load_run(out, device=config.device)
-        trainer.config.progress = config.progress
-        return trainer
+        return load_run(out, device=config.device)  # finished: its settings were checked against pipeline.json
     trainer = Trainer(config)
     trainer.fit(resume=os.path.exists(os.path.join(out, "checkpoint.pt")))
     return trainer
