@@ -38,6 +38,7 @@ import torch
 from kornia.filters import gaussian_blur2d
 
 from fashion_mnist import read_results, record_result
+from mpl import mean_std
 from mentor.noisy_student import DEFAULT_STUDENT_CUTOUT, DEFAULT_STUDENT_WIDTH, run_noisy_student, student_options
 from mentor.train import TrainConfig, Trainer, evaluate, load_run
 
@@ -192,11 +193,6 @@ def mode_robustness(args, done) -> list:
         at = [r for r in rows if r["corruption"] == name and r["level"] == level]
         print(f"| {name} | {level} | " + " | ".join(mean_std(r[m] for r in at) for m in models) + " |")
     return rows
-
-
-def mean_std(values) -> str:
-    values = [100 * v for v in values]
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
 
 
 def main() -> None:

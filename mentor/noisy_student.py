@@ -23,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from .data.files import write_json_atomically
 from .errors import ConfigError, DataError
 from .methods.noisy_student import pool_fingerprint
 from .models.mlp import wider_options
@@ -37,7 +38,12 @@ def pseudo_label_run(run_dir: str, out: str, data: Optional[str] = None, batch_s
     teacher-student method), in eval mode on clean inputs. Without ``data`` the pool is the
     run's own unlabeled pool (what a `noisy_student` run on the same settings trains on);
     with ``data``, a .npy file of examples stored like the run's dataset."""
-    trainer = load_run(run_dir, device=device)
+    return label_with(load_run(run_dir, device=device), out, data, batch_size, shard_size, progress)
+
+
+def label_with(trainer: Trainer, out: str, data: Optional[str] = None, batch_size: int = 1024,
+               shard_size: int = 65536, progress: bool = True) -> dict:
+    """``pseudo_label_run`` for a run already in memory (the pipeline's previous round)."""
     model, transform = trainer.method.eval_model(), trainer.views.eval
     if data is None:
         pool = ArrayPool(trainer.stream.x_u.cpu().numpy(), pool_fingerprint(trainer.split.unlabeled))
@@ -48,7 +54,7 @@ def pseudo_label_run(run_dir: str, out: str, data: Optional[str] = None, batch_s
             raise DataError(f"examples of {data} have shape {tuple(got)}, the teacher's {trainer.dataset.name} "
                             f"examples {tuple(expected)}")
         pool.name = os.path.abspath(data)
-    teacher = f"{os.path.abspath(run_dir)}@step{trainer.step}"
+    teacher = f"{os.path.abspath(trainer.config.out)}@step{trainer.step}"
     return label_pool(model, transform, pool, out, trainer.dataset.num_classes, trainer.device, batch_size,
                       shard_size, teacher=teacher, autocast=trainer.method.autocast, progress=progress)
 
@@ -82,11 +88,7 @@ def _check_settings(out: str, settings: dict) -> None:
         if differs:
             raise ConfigError(f"{out} holds a Noisy Student pipeline with other settings ({', '.join(differs)}); "
                               "choose another --out")
-    os.makedirs(out, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f, indent=2)
-    os.replace(tmp, path)
+    write_json_atomically(path, settings)
 
 
 DEFAULT_STUDENT_WIDTH = 4.0
@@ -130,37 +132,30 @@ def run_noisy_student(config: TrainConfig, rounds: int, out: str, teacher: Optio
         current = _run(teacher_config)
     else:
         current = load_run(teacher, device=config.device)
+    scores = _accuracies(current)
     table["rounds"].append({"round": 0, "run": os.path.relpath(teacher, out) if teacher.startswith(out) else teacher,
-                            **{f"model_{k}": v for k, v in _accuracies(current).items()}})
-    _write_table(out, table)
+                            **{f"model_{k}": v for k, v in scores.items()}})
+    write_json_atomically(os.path.join(out, "rounds.json"), table)
     for k in range(1, rounds + 1):
         run_dir = os.path.join(out, f"round-{k}")
         labels = os.path.join(run_dir, "labels")
-        pseudo_label_run(teacher, labels, device=config.device, progress=progress)
+        label_with(current, labels, progress=progress)  # the previous round's model, already loaded
         student_config = copy.deepcopy(config)
         student_config.method = "noisy_student"
         student_config.method_options = {**config.method_options, "pseudo_labels": labels}
         student_config.model_options = student_model
         student_config.cutout = cutout
         student_config.out = run_dir
-        teacher_scores = _accuracies(current)
+        teacher_scores = scores
         current = _run(student_config)
+        scores = _accuracies(current)
         selected = current.method.selected
         table["rounds"].append({
             "round": k, "run": f"round-{k}",
             **{f"teacher_{name}": v for name, v in teacher_scores.items()},
-            **{f"student_{name}": v for name, v in _accuracies(current).items()},
+            **{f"student_{name}": v for name, v in scores.items()},
             "pseudo_labeled": None if selected is None else int(len(selected)),
             "distinct_pseudo_labeled": None if selected is None else int(len(np.unique(selected.cpu().numpy()))),
         })
-        _write_table(out, table)
-        teacher = run_dir
+        write_json_atomically(os.path.join(out, "rounds.json"), table)
     return table
-
-
-def _write_table(out: str, table: dict) -> None:
-    path = os.path.join(out, "rounds.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(table, f, indent=2)
-    os.replace(tmp, path)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .data.files import write_atomically, write_json_atomically
 from .errors import CheckpointError, ConfigError, DataError
 
 MANIFEST = "manifest.json"
@@ -97,24 +98,11 @@ def open_pool(path: str) -> NpyPool:
 
 
 # --- labelling ----------------------------------------------------------------------------
-def _atomic_save_npz(path: str, **arrays) -> None:
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _write_json(path: str, data: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def predict(model: torch.nn.Module, transform: Callable, x: np.ndarray, device: torch.device,
             batch_size: int, autocast: Optional[Callable] = None) -> torch.Tensor:
     """The model's float32 softmax on stored examples x, in eval mode (no dropout or stochastic
-    depth, batch-norm running statistics), batch by batch; on the CPU."""
+    depth, batch-norm running statistics), batch by batch, on ``device``."""
     was_training = model.training
     model.eval()
     out = []
@@ -125,7 +113,7 @@ def predict(model: torch.nn.Module, transform: Callable, x: np.ndarray, device: 
                 logits = model(inputs)
         else:
             logits = model(inputs)
-        out.append(F.softmax(logits.float(), dim=-1).cpu())
+        out.append(F.softmax(logits.float(), dim=-1))
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -153,7 +141,7 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
             raise ConfigError(f"{out} holds labels of another pool or teacher ({detail}); choose another --out")
         if saved.get("complete"):
             return saved
-    _write_json(path, manifest)
+    write_json_atomically(path, manifest)
     bar = tqdm(total=n, disable=not progress, desc="pseudo-label", unit="ex")
     for shard in range(manifest["num_shards"]):
         start, stop = shard * shard_size, min(n, (shard + 1) * shard_size)
@@ -161,14 +149,15 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
         if not os.path.exists(shard_path):
             parts = [predict(model, transform, pool.read(s, min(stop, s + batch_size)), device, batch_size, autocast)
                      for s in range(start, stop, batch_size)]
-            probs = torch.cat(parts)
+            probs = torch.cat(parts).cpu()
             confidence, argmax = probs.max(dim=1)
-            _atomic_save_npz(shard_path, probs=probs.numpy().astype(np.float16), argmax=argmax.numpy(),
-                             confidence=confidence.numpy())
+            arrays = {"probs": probs.numpy().astype(np.float16), "argmax": argmax.numpy(),
+                      "confidence": confidence.numpy()}
+            write_atomically(shard_path, lambda f: np.savez(f, **arrays))
         bar.update(stop - start)
     bar.close()
     manifest["complete"] = True
-    _write_json(path, manifest)
+    write_json_atomically(path, manifest)
     return manifest
 
 
@@ -281,11 +270,6 @@ def filter_and_balance(argmax: np.ndarray, confidence: np.ndarray, num_classes: 
         raise DataError(f"no pseudo-labeled example has confidence >= {threshold}: the student would have no "
                         "unlabeled data; lower the threshold or train the teacher longer")
     return Selection(np.sort(positions).astype(np.int64), stats)
-
-
-def summarize_selection(selection: Selection) -> Dict[str, object]:
-    return {"size": int(len(selection.positions)), "distinct": int(len(np.unique(selection.positions))),
-            "per_class": selection.per_class}
 
 
 __all__: Sequence[str] = ["ArrayPool", "NpyPool", "PseudoLabels", "Selection", "filter_and_balance",

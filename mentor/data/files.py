@@ -6,14 +6,34 @@ only when complete and verified, so a killed download or a refused archive leave
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tarfile
 import tempfile
 import urllib.request
-from typing import Optional
+from typing import BinaryIO, Callable, Optional
 
 from ..errors import DataError
+
+
+def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """``write(f)`` fills a temporary file in the destination's folder, which is then renamed
+    to ``path``: a reader, or a process killed mid-write, never sees half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomically(path: str, data) -> None:
+    write_atomically(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
 def file_digest(path: str, algorithm: str = "sha256") -> str:

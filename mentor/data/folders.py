@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence, Tuple
@@ -20,7 +19,7 @@ import numpy as np
 from ..errors import DataError
 from ..registry import DATASETS
 from .arrays import ArrayDataset
-from .files import safe_extract
+from .files import safe_extract, write_atomically
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 CACHE_VERSION = 1
@@ -102,16 +101,6 @@ def _cache_key(root: str, files, options: dict) -> str:
     return digest.hexdigest()[:24]
 
 
-def _save_npz_atomically(path: str, **arrays) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".cache-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _resolve_root(path: str) -> str:
@@ -152,7 +141,7 @@ def load_image_folder(path: str, train_split: str = "train", test_split: str = "
         x_train, x_test = x_all[:len(train_files)], x_all[len(train_files):]
         y_train = np.array([label for _, label in train_files], dtype=np.int64)
         y_test = np.array([label for _, label in test_files], dtype=np.int64)
-        _save_npz_atomically(cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        write_atomically(cache, lambda f: np.savez(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test))
     # Files are listed class by class, so the order carries no meaning: the mpl protocol refuses it.
     return ArrayDataset("image_folder", x_train, y_train, x_test, y_test, len(classes),
                         hflip=hflip, augment_set=augment_set, ordered=False)

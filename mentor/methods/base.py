@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.streams import Batch
@@ -150,6 +151,17 @@ class Method:
         optimizer.step()
         self.step_index += 1
         return {"loss": out.loss.detach(), **{k: v.detach() for k, v in out.logs.items()}}
+
+    def supervised_update(self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
+                          label_smoothing: float = 0.0, weight: float = 1.0) -> torch.Tensor:
+        """One optimizer step on ``weight`` x the cross-entropy of ``model`` on the labeled batch
+        (a teacher's supervised phase, a student's finetuning); returns the unweighted loss."""
+        with self.autocast():
+            loss = F.cross_entropy(upcast(model(batch.x_l)), batch.y_l, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        (weight * loss).backward()
+        optimizer.step()
+        return loss.detach()
 
     def eval_model(self) -> nn.Module:
         """The model that is evaluated and returned at the end."""

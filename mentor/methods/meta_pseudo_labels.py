@@ -228,12 +228,9 @@ class MetaPseudoLabels(Method):
             return self._mpl_step(batch, student_active=t >= self.student_wait_steps, t=t)
 
     def _finetune_step(self, batch):
-        loss = F.cross_entropy(upcast(self.models["student"](batch.x_l)), batch.y_l)
         opt = self.optimizers["finetune" if self.finetune_lr is not None else "student"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss.detach(), "loss_finetune": loss.detach()}
+        loss = self.supervised_update(self.models["student"], opt, batch)
+        return {"loss": loss, "loss_finetune": loss}
 
     @staticmethod
     def student_view(batch):

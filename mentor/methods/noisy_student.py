@@ -46,7 +46,7 @@ from ..losses import soft_cross_entropy
 from ..models.layers import set_stochastic_depth
 from ..pseudo_labels import filter_and_balance, predict, read_labels
 from ..registry import METHODS
-from .base import Method, fused_forward, resolve_steps, upcast
+from .base import Method, fused_forward, resolve_steps
 
 LABEL_KINDS = ("soft", "hard")
 
@@ -121,13 +121,8 @@ class NoisyStudent(Method):
             return self.student_step(batch)
         self.train()
         self.step_index += 1
-        with self.autocast():
-            loss = F.cross_entropy(upcast(self.models["teacher"](batch.x_l)), batch.y_l)
-        opt = self.optimizers["teacher"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss.detach(), "loss_teacher": loss.detach()}
+        loss = self.supervised_update(self.models["teacher"], self.optimizers["teacher"], batch)
+        return {"loss": loss, "loss_teacher": loss}
 
     # --- the selection --------------------------------------------------------------------
     def _teacher_distribution(self) -> torch.Tensor:
@@ -150,7 +145,7 @@ class NoisyStudent(Method):
                               "to an UnlabeledPool (the Trainer does)")
         probs = self._teacher_distribution()
         confidence, argmax = probs.max(dim=1)
-        selection = filter_and_balance(argmax.numpy(), confidence.numpy(), self.num_classes, self.threshold,
+        selection = filter_and_balance(argmax.cpu().numpy(), confidence.cpu().numpy(), self.num_classes, self.threshold,
                                        self.per_class, self.balance, seed=self.seed)
         self.teacher_probs = probs.to(device)
         self.selected = torch.from_numpy(selection.positions).to(device)

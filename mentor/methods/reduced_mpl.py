@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..pseudo_labels import predict
 from ..registry import METHODS
 from .base import resolve_steps, upcast
 from .meta_pseudo_labels import MetaPseudoLabels, _dropout
@@ -113,25 +114,15 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
             return super().step(batch)
         self.train()
         self.step_index += 1
-        large = self.models["large_teacher"]
-        with self.autocast():
-            loss = F.cross_entropy(upcast(large(batch.x_l)), batch.y_l, label_smoothing=self.label_smoothing)
-        opt = self.optimizers["large_teacher"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        logs = {"loss": loss.detach(), "loss_large_teacher": loss.detach()}
+        loss = self.supervised_update(self.models["large_teacher"], self.optimizers["large_teacher"], batch,
+                                      label_smoothing=self.label_smoothing)
+        logs = {"loss": loss, "loss_large_teacher": loss}
         if self.student_labeled_weight > 0:
             # A student that learns labels (the default) starts on them now rather than idling
             # through phase 1: with half the run spent on the large teacher, a student trained
             # only in phase 2 ended 2.2 points under supervised training on Fashion-MNIST-1000.
-            with self.autocast():
-                loss_student = F.cross_entropy(upcast(self.models["student"](batch.x_l)), batch.y_l)
-            opt = self.optimizers["student"]
-            opt.zero_grad(set_to_none=True)
-            (self.student_labeled_weight * loss_student).backward()
-            opt.step()
-            logs["loss_student_labeled"] = loss_student.detach()
+            logs["loss_student_labeled"] = self.supervised_update(
+                self.models["student"], self.optimizers["student"], batch, weight=self.student_labeled_weight)
         return logs
 
     # --- phase 2: MPL with the reduced teacher ------------------------------------------
@@ -146,9 +137,9 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
         if self.unlabeled_pool is None:
             raise ConfigError("reduced_mpl precomputes its large teacher's predictions on the whole unlabeled "
                               "pool; set method.unlabeled_pool to an UnlabeledPool (the Trainer does)")
-        pool, transform = self.unlabeled_pool.x, self.unlabeled_pool.transform
-        parts = [self._large_distribution(transform(pool[i:i + 1024])) for i in range(0, len(pool), 1024)]
-        self.large_probs = torch.cat(parts).to(device)
+        pool = self.unlabeled_pool
+        self.large_probs = predict(self.models["large_teacher"], pool.transform, pool.x, pool.x.device, 1024,
+                                   self.autocast).to(device)
 
     def teacher_forward(self, batch):
         if batch.idx_u is None:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_unit_interval
 from ..registry import MODELS
-from .layers import DropPath
+from .layers import DropPath, set_stochastic_depth
 
 
 class BasicBlock(nn.Module):
@@ -57,14 +57,15 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         widths = [16, 16 * width, 32 * width, 64 * width]
         self.stem = nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=False)
-        blocks, total, index = [], 3 * n, 0
+        blocks, index = [], 0
         for stage in range(3):
             for i in range(n):
                 index += 1
                 blocks.append(BasicBlock(widths[stage] if i == 0 else widths[stage + 1], widths[stage + 1],
                                          (1 if stage == 0 else 2) if i == 0 else 1, bn_momentum, block_dropout,
-                                         stochastic_depth * index / total, activate_before_residual=index == 1))
+                                         0.0, activate_before_residual=index == 1))
         self.blocks = nn.Sequential(*blocks)
+        set_stochastic_depth(self.blocks, stochastic_depth)  # growing linearly to stochastic_depth at the last block
         self.bn = nn.BatchNorm2d(widths[3], momentum=bn_momentum)
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self.pool = nn.AdaptiveAvgPool2d(1)
