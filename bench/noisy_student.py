@@ -18,7 +18,8 @@ finds may set defaults; the rounds table reports the test split of the default p
   seed's pipeline, each with one change: no input noise (no RandAugment), no dropout, no
   noise at all, a fixed RandAugment magnitude, FixMatch's Cutout added, hard labels, no
   balancing (every example above the threshold, once), an equal-size student. The mlp has no
-  residual blocks, so stochastic depth is not part of this ablation.
+  residual blocks: `--model residual_mlp` runs the same pipelines with a residual mlp
+  (width 64, two blocks; students width 256) and adds the row without stochastic depth.
 - robustness: claim 4, teacher and students on test images with synthetic corruptions
   (Gaussian noise, Gaussian blur, contrast reduction, three severities each), made here.
 
@@ -49,7 +50,8 @@ ABLATION = {  # label -> (method options, TrainConfig changes), on top of the pi
     "student (defaults)": ({}, {}),
     "no input noise (no RandAugment)": ({}, {"randaugment_ops": 0}),
     "no dropout": ({"student_dropout": 0.0}, {}),
-    "no noise at all": ({"student_dropout": 0.0}, {"randaugment_ops": 0}),
+    "no stochastic depth": ({"stochastic_depth": 0.0}, {}),
+    "no noise at all": ({"student_dropout": 0.0, "stochastic_depth": 0.0}, {"randaugment_ops": 0}),
     "RandAugment at fixed magnitude 0.3": ({}, {"randaugment_magnitude": 0.3}),
     "with Cutout 0.5 (FixMatch's strong view)": ({}, {"cutout": 0.5}),
     "with Cutout 0.5, no dropout": ({"student_dropout": 0.0}, {"cutout": 0.5}),
@@ -57,6 +59,7 @@ ABLATION = {  # label -> (method options, TrainConfig changes), on top of the pi
     "no balancing": ({"balance": False}, {}),
     "equal-size student (mlp 64-64)": ({}, {"student_width": 1.0}),
 }
+RESIDUAL_ONLY = {"no stochastic depth"}  # the mlp has no residual branch to drop
 CORRUPTIONS = {  # name -> severities (parameters in [0, 1] image units)
     "gaussian_noise": (0.08, 0.16, 0.32),  # std
     "gaussian_blur": (0.6, 1.0, 1.6),      # sigma in pixels
@@ -64,9 +67,18 @@ CORRUPTIONS = {  # name -> severities (parameters in [0, 1] image units)
 }
 
 
-def base_config(seed: int, steps: int, out: str, **changes) -> TrainConfig:
-    return TrainConfig(dataset="fashion_mnist", num_labeled=1000, steps=steps, seed=seed, validation_size=VALIDATION,
-                       eval_every=0, device="cpu", progress=False, out=out, **changes)
+def base_config(args, seed: int, out: str, **changes) -> TrainConfig:
+    return TrainConfig(dataset="fashion_mnist", num_labeled=1000, steps=args.steps, seed=seed, model=args.model,
+                       validation_size=VALIDATION, eval_every=0, device="cpu", progress=False, out=out, **changes)
+
+
+def run_key(args, **key) -> dict:
+    """A result row's identity; rows of the default mlp carry no model field."""
+    return {**key, **({"model": args.model} if args.model != "mlp" else {})}
+
+
+def matching(done: list, key: dict) -> list:
+    return [r for r in done if all(r.get(k) == v for k, v in key.items()) and r.get("model") == key.get("model")]
 
 
 def stamp() -> dict:
@@ -74,19 +86,20 @@ def stamp() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
-def pipeline_dir(work: str, seed: int, steps: int) -> str:
-    return os.path.join(work, f"pipeline-s{seed}-{steps}")
+def pipeline_dir(args, seed: int) -> str:
+    model = "" if args.model == "mlp" else f"-{args.model}"
+    return os.path.join(args.work, f"pipeline{model}-s{seed}-{args.steps}")
 
 
 def mode_rounds(args, done) -> list:
     rows = []
     for seed in args.seeds:
-        key = {"mode": "rounds", "seed": seed, "steps": args.steps}
-        mine = [r for r in done if all(r.get(k) == v for k, v in key.items())]
+        key = run_key(args, mode="rounds", seed=seed, steps=args.steps)
+        mine = matching(done, key)
         if len(mine) < args.rounds + 1:
-            out = pipeline_dir(args.work, seed, args.steps)
+            out = pipeline_dir(args, seed)
             started = time.perf_counter()
-            table = run_noisy_student(base_config(seed, args.steps, out), args.rounds, out, progress=False)
+            table = run_noisy_student(base_config(args, seed, out), args.rounds, out, progress=False)
             seconds = round(time.perf_counter() - started, 1)
             mine = []
             for r in table["rounds"]:
@@ -94,7 +107,7 @@ def mode_rounds(args, done) -> list:
                 record_result(RESULTS, row)
                 mine.append(row)
         rows += mine
-    print(f"\nrounds: Fashion-MNIST-1000, {args.steps} steps per run, seeds {args.seeds}")
+    print(f"\nrounds: Fashion-MNIST-1000, {args.model}, {args.steps} steps per run, seeds {args.seeds}")
     print("| round | model | seeds | validation acc. (mean ± std) | test acc. (mean ± std) | pseudo-labeled set |")
     print("| --- | --- | --- | --- | --- | --- |")
     for k in range(args.rounds + 1):
@@ -109,23 +122,24 @@ def mode_rounds(args, done) -> list:
 def mode_ablation(args, done) -> list:
     rows = []
     for seed in args.seeds:
-        labels = os.path.join(pipeline_dir(args.work, seed, args.steps), "round-1", "labels")
+        labels = os.path.join(pipeline_dir(args, seed), "round-1", "labels")
         if not os.path.exists(os.path.join(labels, "manifest.json")):
             raise SystemExit(f"run `rounds` for seed {seed} first: {labels} is missing")
         for label, (options, changes) in ABLATION.items():
-            if args.variants and label not in args.variants:
+            if (args.variants and label not in args.variants) or (label in RESIDUAL_ONLY and args.model == "mlp"):
                 continue
-            key = {"mode": "ablation", "seed": seed, "steps": args.steps, "label": label}
-            found = [r for r in done if all(r.get(k) == v for k, v in key.items())]
+            key = run_key(args, mode="ablation", seed=seed, steps=args.steps, label=label)
+            found = matching(done, key)
             if found:
                 rows += found
                 continue
             slug = "".join(ch if ch.isalnum() else "-" for ch in label.lower())
-            out = os.path.join(args.work, f"ablation-s{seed}-{args.steps}-{slug}")
+            model = "" if args.model == "mlp" else f"-{args.model}"
+            out = os.path.join(args.work, f"ablation{model}-s{seed}-{args.steps}-{slug}")
             changes = dict(changes)
             width = changes.pop("student_width", DEFAULT_STUDENT_WIDTH)
             changes = {"cutout": DEFAULT_STUDENT_CUTOUT, **changes}
-            config = base_config(seed, args.steps, out, method="noisy_student",
+            config = base_config(args, seed, out, method="noisy_student",
                                  method_options={"pseudo_labels": labels, **options}, **changes)
             config.model_options = student_options(config, width)  # the pipeline's (wider) student
             started = time.perf_counter()
@@ -135,7 +149,8 @@ def mode_ablation(args, done) -> list:
             row = {**key, "val_accuracy": val, "seconds": round(time.perf_counter() - started, 1), **stamp()}
             record_result(RESULTS, row)
             rows.append(row)
-    print(f"\nablation: round-1 students on the same labels, {args.steps} steps, seeds {args.seeds} (validation only)")
+    print(f"\nablation: round-1 students on the same labels, {args.model}, {args.steps} steps, seeds {args.seeds} "
+          "(validation only)")
     print("| student | seeds | validation acc. (mean ± std) |")
     print("| --- | --- | --- |")
     for label in ABLATION:
@@ -164,10 +179,10 @@ def corrupt(x: np.ndarray, name: str, level: float, seed: int) -> np.ndarray:
 def mode_robustness(args, done) -> list:
     rows = []
     for seed in args.seeds:
-        out = pipeline_dir(args.work, seed, args.steps)
+        out = pipeline_dir(args, seed)
         runs = {"teacher": "round-0", **{f"student round {k}": f"round-{k}" for k in range(1, args.rounds + 1)}}
-        key = {"mode": "robustness", "seed": seed, "steps": args.steps}
-        found = [r for r in done if all(r.get(k) == v for k, v in key.items())]
+        key = run_key(args, mode="robustness", seed=seed, steps=args.steps)
+        found = matching(done, key)
         if found:
             rows += found
             continue
@@ -201,6 +216,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model", default="mlp", choices=("mlp", "residual_mlp"),
+                        help="the teacher's architecture (students are --student-width wider)")
     parser.add_argument("--work", default="/tmp/noisy_student_bench")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--variants", nargs="+", help="ablation: only these rows")

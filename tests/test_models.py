@@ -29,7 +29,8 @@ def test_wrn_is_the_fixmatch_variant():
 
 @pytest.mark.parametrize("name,shape", [("wrn28_2", (3, 32, 32)), ("cnn13", (3, 32, 32)),
                                         ("small_cnn", (1, 28, 28)), ("small_cnn", (3, 32, 32)),
-                                        ("wrn", (1, 28, 28)), ("mlp", (3, 8, 8))])
+                                        ("wrn", (1, 28, 28)), ("mlp", (3, 8, 8)),
+                                        ("residual_mlp", (1, 28, 28)), ("residual_mlp", (13,))])
 def test_forward_shapes(name, shape):
     options = {"depth": 10, "width": 1} if name == "wrn" else {}
     model = create_model(name, shape, 7, **options)
@@ -54,6 +55,24 @@ def test_dropout_and_stochastic_depth_are_noise_in_training_only():
     assert torch.equal(model(x), model(x))
     rates = [m.p for m in model.modules() if isinstance(m, DropPath)]
     assert rates == sorted(rates) and rates[-1] == pytest.approx(0.5)  # linear decay of survival
+
+
+def test_residual_mlp_blocks_are_residual_and_droppable():
+    model = create_model("residual_mlp", (6,), 3, width=8, blocks=3, stochastic_depth=0.3)
+    rates = [m.p for m in model.modules() if isinstance(m, DropPath)]
+    assert rates == pytest.approx([0.1, 0.2, 0.3])
+    block, h = model.blocks[0], torch.randn(400, 8)
+    with torch.no_grad():
+        branch = block.branch(h)
+        block.drop_path.p = 0.5
+        torch.manual_seed(0)
+        out = block.train()(h)
+    dropped = torch.isclose(out, h).all(1)  # each example: the identity path alone ...
+    kept = torch.isclose(out, h + 2 * branch).all(1)  # ... or the branch scaled by 1 / (1 - p)
+    assert bool((dropped ^ kept).all()) and 150 < int(dropped.sum()) < 250
+    assert torch.allclose(block.eval()(h), h + branch)
+    with pytest.raises(ConfigError, match="blocks >= 1"):
+        create_model("residual_mlp", (6,), 3, blocks=0)
 
 
 def test_drop_path_keeps_the_expectation():

@@ -165,6 +165,7 @@ def test_wider_students():
     assert wider_options("small_cnn", {"widths": [16, 32, 64]}, 2) == {"widths": [32, 64, 128]}
     assert wider_options("wrn28_2", {"dropout": 0.1}, 4) == {"dropout": 0.1, "width": 8}
     assert wider_options("mlp", {"hidden": [8]}, 1) == {"hidden": [8]}
+    assert wider_options("residual_mlp", {"blocks": 3}, 4) == {"blocks": 3, "width": 256}
     with pytest.raises(ConfigError, match="no width option"):
         wider_options("cnn13", {}, 2)
 

@@ -56,3 +56,23 @@ def frozen_bn_statistics(model: nn.Module):
             m.momentum = momentum
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
+
+
+def classifier_layer(model: nn.Module) -> nn.Linear:
+    """The model's classifier: its last nn.Linear in module order (every model here ends in one)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise TypeError(f"{type(model).__name__} has no linear classifier to read features from")
+    return linears[-1]
+
+
+def features_and_logits(model: nn.Module, x: torch.Tensor):
+    """(features, logits): the input of the model's classifier (the penultimate representation,
+    for Label Propagation's graph and ReMixMatch's rotation head) and its output, from one forward."""
+    captured = []
+    handle = classifier_layer(model).register_forward_pre_hook(lambda _, inputs: captured.append(inputs[0]))
+    try:
+        logits = model(x)
+    finally:
+        handle.remove()
+    return captured[-1], logits

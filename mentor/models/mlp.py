@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_unit_interval
 from ..registry import MODELS
+from .layers import DropPath, set_stochastic_depth
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
                "leaky_relu": lambda: nn.LeakyReLU(0.1)}
@@ -59,10 +60,52 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class ResidualBlock(nn.Module):
+    """Pre-norm residual block, x + DropPath(Linear(ReLU(Linear(LayerNorm(x))))): the branch of
+    a whole example is dropped by stochastic depth in training."""
+
+    def __init__(self, width: int, activation: str):
+        super().__init__()
+        self.branch = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), ACTIVATIONS[activation](),
+                                    nn.Linear(width, width))
+        self.drop_path = DropPath(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.branch(x))
+
+
+@MODELS.register("residual_mlp")
+class ResidualMLP(nn.Module):
+    """A fully connected network of residual blocks: a linear stem to ``width`` features,
+    ``blocks`` residual blocks, LayerNorm and the activation, dropout, the classifier. It gives
+    feature data and small images what the mlp lacks for Noisy Student's noise: residual
+    branches that stochastic depth can drop (linear decay to ``stochastic_depth`` at the last
+    block, as in the WideResNet). LayerNorm, not batch norm, so a prediction never depends on
+    the other examples of its batch."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 64, blocks: int = 2,
+                 activation: str = "relu", dropout: float = 0.0, stochastic_depth: float = 0.0):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        if int(width) < 1 or int(blocks) < 1:
+            raise ConfigError(f"residual_mlp needs width >= 1 and blocks >= 1, got width={width}, blocks={blocks}")
+        check_unit_interval("dropout", dropout)
+        width = int(width)
+        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(int(math.prod(input_shape)), width))
+        self.blocks = nn.Sequential(*(ResidualBlock(width, activation) for _ in range(int(blocks))))
+        set_stochastic_depth(self.blocks, stochastic_depth)
+        self.head = nn.Sequential(nn.LayerNorm(width), ACTIVATIONS[activation](),
+                                  nn.Dropout(dropout) if dropout else nn.Identity(), nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
 def wider_options(name: str, options: dict, factor: float) -> dict:
     """Model options for the same architecture ``factor`` times wider (a larger Noisy Student
-    student): the mlp's hidden widths, small_cnn's channel widths, a WideResNet's width k
-    (wrn28_2 x 4 = WRN-28-8). Other models have no width to scale: an error says so."""
+    student): the mlp's hidden widths, small_cnn's channel widths, residual_mlp's width, a
+    WideResNet's width k (wrn28_2 x 4 = WRN-28-8). Other models have no width to scale: an error says so."""
     if factor == 1:
         return dict(options)
     if factor <= 0:
@@ -77,7 +120,21 @@ def wider_options(name: str, options: dict, factor: float) -> dict:
         if key in signature.parameters:
             widths = options.get(key, signature.parameters[key].default)
             return {**options, key: [max(1, round(int(w) * factor)) for w in widths]}
+    if "width" in signature.parameters:
+        width = options.get("width", signature.parameters["width"].default)
+        return {**options, "width": max(1, round(int(width) * factor))}
     raise ConfigError(f"model {name!r} has no width option to scale; give the student's options explicitly")
+
+
+class ModelFactory:
+    """Builds the run's model, ``factory(**overrides)``; methods read ``input_shape`` from it
+    (e.g. ReMixMatch's rotation loss applies to square images only)."""
+
+    def __init__(self, name: str, input_shape: Sequence[int], num_classes: int, **options):
+        self.name, self.input_shape, self.num_classes, self.options = name, tuple(input_shape), num_classes, options
+
+    def __call__(self, **overrides) -> nn.Module:
+        return create_model(self.name, self.input_shape, self.num_classes, **{**self.options, **overrides})
 
 
 def create_model(name: str, input_shape: Sequence[int], num_classes: int, **options) -> nn.Module:
