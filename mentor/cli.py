@@ -39,7 +39,7 @@ def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every flag defaults to "not given" so that a preset's value is overridden only by an
     explicit flag; the defaults shown are TrainConfig's."""
-    from .data.splits import PROTOCOLS
+    from .data.splits import NOISE_KINDS, PROTOCOLS
     from .train import TrainConfig
     from .train.config import OPTIMIZERS, PRECISIONS
     from .train.schedule import SCHEDULES
@@ -55,6 +55,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "mpl: MPL appendix C.1, skip 5,000 then take N (official file order only)")
     add("--validation-size", type=int,
         help="training examples held out (class-balanced) to report val_accuracy; choose settings on it")
+    add("--label-noise", type=float,
+        help="fraction of the labeled examples whose label is corrupted (seeded; saved in split.json): "
+             "to benchmark methods on noisy labels (DivideMix)")
+    add("--noise-kind", choices=NOISE_KINDS, help="symmetric: redrawn uniformly over classes (default); "
+        "asymmetric: class c becomes c + 1")
     add("--unlabeled-pool", choices=("all", "rest"),
         help="unlabeled data: every training example (papers' default) or those not labeled")
     add("--model", help=f"mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn (default {d.model})")

@@ -64,3 +64,10 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Mean entropy of the predicted distributions (entropy minimisation, VAT + EntMin)."""
     log_p = F.log_softmax(logits.float(), dim=-1)
     return -(log_p.exp() * log_p).sum(-1).mean()
+
+
+def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MixMatch's Sharpen: p_i^(1/T) / sum_j p_j^(1/T) (T -> 0: one-hot). On a softmax this is
+    the softmax of the logits divided by T."""
+    powered = probs.float().clamp_min(1e-12) ** (1.0 / temperature)
+    return powered / powered.sum(dim=-1, keepdim=True)

@@ -20,6 +20,17 @@ class Split:
     seed: int
     protocol: str
     validation: List[int] = field(default_factory=list)
+    # --label-noise: the labeled examples whose label was redrawn, and their noisy labels.
+    noisy: List[int] = field(default_factory=list)
+    noisy_labels: List[int] = field(default_factory=list)
+
+    def labels(self, y_train: np.ndarray) -> np.ndarray:
+        """The labels of the labeled examples as training sees them (noisy where --label-noise put noise)."""
+        y = np.asarray(y_train)[self.labeled].copy()
+        if self.noisy:
+            position = {index: i for i, index in enumerate(self.labeled)}
+            y[[position[i] for i in self.noisy]] = self.noisy_labels
+        return y
 
     def save(self, path: str) -> None:
         with open(path, "w") as f:
@@ -63,6 +74,29 @@ def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, 
             )
         chosen.append(rng.choice(members, per_class[c], replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+NOISE_KINDS = ("symmetric", "asymmetric")
+
+
+def add_label_noise(split: Split, y_train: np.ndarray, num_classes: int, rate: float, kind: str, seed: int) -> Split:
+    """Corrupts the labels of round(rate x labeled) labeled examples, chosen with their own seed;
+    the split records which ones and their new labels. "symmetric" redraws each chosen label
+    uniformly from all C classes, the true one included (DivideMix's convention, so the share of
+    wrong labels is rate x (1 - 1/C)); "asymmetric" moves class c to class (c + 1) mod C, a
+    class-dependent flip (DivideMix's CIFAR-10 map pairs similar classes, truck -> automobile,
+    cat <-> dog, ...; without such a map for every dataset, the next class stands in)."""
+    if not 0.0 <= rate <= 1.0:
+        raise DataError(f"label noise must be a fraction in [0, 1], got {rate}")
+    if kind not in NOISE_KINDS:
+        raise DataError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+    rng = np.random.default_rng(seed + 2_000_003)
+    labeled = np.asarray(split.labeled)
+    chosen = np.sort(rng.choice(labeled, int(round(rate * len(labeled))), replace=False))
+    true = np.asarray(y_train)[chosen]
+    new = rng.integers(0, num_classes, len(chosen)) if kind == "symmetric" else (true + 1) % num_classes
+    split.noisy, split.noisy_labels = chosen.astype(int).tolist(), np.asarray(new).astype(int).tolist()
+    return split
 
 
 PROTOCOLS = ("balanced", "mpl")

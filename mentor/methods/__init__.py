@@ -1,7 +1,9 @@
 """Semi-supervised methods, one file each, registered by name."""
 from ..registry import METHODS
-from . import (fixmatch, ict, mean_teacher, meta_pseudo_labels, noisy_student, pi_model, pseudo_label,  # noqa: F401,E501
-               reduced_mpl, supervised, temporal_ensembling, uda, vat)
+from . import (  # noqa: F401
+    distillation, divide_mix, fixmatch, ict, label_propagation, mean_teacher, meta_pseudo_labels, mixmatch,
+    noisy_student, online_pseudo_label, pi_model, pseudo_label, reduced_mpl, remixmatch, supervised,
+    temporal_ensembling, uda, vat)
 from .base import Method, StepOutput
 
 

@@ -14,9 +14,11 @@ Contract used by the trainer and the conformance tests:
 - ``draws_own_unlabeled``: the method draws its unlabeled batches from ``unlabeled_pool`` itself
   (Noisy Student's filtered, balanced selection), so the stream makes no strong view for them;
 - ``num_unlabeled`` (the size of the unlabeled pool) is set by the trainer before ``setup``, and
-  ``unlabeled_pool`` (an ``UnlabeledPool``) before the first step, for methods that must see
-  the whole pool at once (Reduced MPL precomputes a teacher's predictions on it; Noisy Student
-  pseudo-labels it and draws its own filtered, balanced batches from it);
+  ``unlabeled_pool`` (an ``UnlabeledPool``) and ``labeled_pool`` (a ``LabeledPool``) before the
+  first step, for methods that must see the whole pool at once (Reduced MPL precomputes a
+  teacher's predictions on it; Noisy Student pseudo-labels it and draws its own filtered,
+  balanced batches from it; DivideMix and Label Propagation look at every labeled example);
+- ``input_shape`` is the model's input shape when the model factory tells it (the trainer's does);
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
@@ -53,6 +55,21 @@ class UnlabeledPool:
     transform: Callable[[torch.Tensor], torch.Tensor]
     strong: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None
     indices: Optional[List[int]] = None
+    weak: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None
+
+
+@dataclass
+class LabeledPool:
+    """The whole labeled set as the trainer holds it, for methods that look at all of it at once
+    (DivideMix's per-example losses, Label Propagation's graph): stored examples ``x`` and labels
+    ``y`` on the training device; ``transform``: stored -> clean model input; ``augment``:
+    stored -> the labeled (weakly augmented) view, ``augment(x, generator)``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+    indices: Optional[List[int]] = None  # each example's index in the training set
 
 
 @dataclass
@@ -81,6 +98,9 @@ class Method:
         self.amp = None  # (device_type, dtype) of autocast, set by the trainer
         self.num_unlabeled = 0  # size of the unlabeled pool, set by the trainer
         self.unlabeled_pool: Optional[UnlabeledPool] = None  # set by the trainer
+        self.labeled_pool: Optional[LabeledPool] = None  # set by the trainer
+        # (C, H, W) or (D,) when the factory says (the trainer's ModelFactory does), else None.
+        self.input_shape = getattr(model_factory, "input_shape", None)
 
     def autocast(self):
         """Mixed precision for forward passes (losses are computed in float32 by the callers)."""
@@ -115,10 +135,13 @@ class Method:
         for klass in cls.__mro__:
             if "__init__" not in vars(klass):
                 continue
-            for name, p in inspect.signature(klass.__init__).parameters.items():
+            parameters = inspect.signature(klass.__init__).parameters
+            for name, p in parameters.items():
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in (
                         "self", "model_factory", "num_classes", "seed"):
                     defaults.setdefault(name, p.default)
+            if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+                break  # this __init__ fixes its parent's other options itself
         return defaults
 
     @classmethod

@@ -82,7 +82,7 @@ class NoisyStudent(Method):
         self.unlabeled_weight, self.student_dropout, self.stochastic_depth = unlabeled_weight, student_dropout, stochastic_depth
         self.student_options, self.teacher_options = dict(student_options or {}), dict(teacher_options or {})
         self.seed = seed
-        if pseudo_labels is None:
+        if not self.given_teacher:
             self.models["teacher"] = model_factory(**self.teacher_options)
         student = model_factory(**{"dropout": student_dropout, **self.student_options})
         set_stochastic_depth(student, stochastic_depth)
@@ -101,13 +101,18 @@ class NoisyStudent(Method):
 
     def setup(self, total_steps):
         super().setup(total_steps)
-        if self.pseudo_labels is not None:
+        if self.given_teacher:
             self.teacher_steps = 0
         self.teacher_steps = resolve_steps("teacher_steps", self.teacher_steps, total_steps)
-        if self.pseudo_labels is None and not 0 < self.teacher_steps < total_steps:
+        if not self.given_teacher and not 0 < self.teacher_steps < total_steps:
             raise ConfigError(f"teacher_steps={self.teacher_steps} must leave steps for both the teacher and the "
                               f"student within the {total_steps} of the run (or give pseudo_labels=DIR)")
         self.hparams["teacher_steps"] = self.teacher_steps
+
+    @property
+    def given_teacher(self) -> bool:
+        """Whether the teacher's labels come from outside this run (then there is no phase 1)."""
+        return self.pseudo_labels is not None
 
     def eval_model(self):
         return self.models["student"]
@@ -166,7 +171,7 @@ class NoisyStudent(Method):
         positions = self.selected[self.selection_stream.next().to(device)]
         pool = self.unlabeled_pool
         stored = pool.x[positions]
-        x_u = pool.strong(stored, self.view_generator) if pool.strong is not None else pool.transform(stored)
+        x_u = self.student_view(stored)
         target = self.teacher_probs[positions]
         if self.labels == "hard":
             target = F.one_hot(target.argmax(dim=1), self.num_classes).float()
@@ -175,7 +180,7 @@ class NoisyStudent(Method):
         with self.autocast():
             logits_l, logits_u = fused_forward(self.models["student"], batch.x_l, x_u)
         loss_l = F.cross_entropy(logits_l, batch.y_l)
-        loss_u = soft_cross_entropy(logits_u, target)
+        loss_u = self.unlabeled_loss(logits_u, target)
         loss = loss_l + self.unlabeled_weight * loss_u
         opt = self.optimizers["student"]
         opt.zero_grad(set_to_none=True)
@@ -183,6 +188,14 @@ class NoisyStudent(Method):
         opt.step()
         return {"loss": loss.detach(), "loss_l": loss_l.detach(), "loss_u": loss_u.detach(),
                 "pseudo_label_confidence": target.max(dim=1).values.mean()}
+
+    def student_view(self, stored: torch.Tensor) -> torch.Tensor:
+        """The noised input of the pseudo-labeled examples: the run's strong view (clean if none)."""
+        pool = self.unlabeled_pool
+        return pool.strong(stored, self.view_generator) if pool.strong is not None else pool.transform(stored)
+
+    def unlabeled_loss(self, logits_u: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return soft_cross_entropy(logits_u, target)
 
     # --- state --------------------------------------------------------------------------
     def extra_state(self):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from ..data.splits import PROTOCOLS
+from ..data.splits import NOISE_KINDS, PROTOCOLS
 from ..errors import ConfigError
 from .schedule import SCHEDULES
 
@@ -25,6 +25,8 @@ class TrainConfig:
     split: str = "balanced"              # "balanced" (seeded, N/C per class) or "mpl" (MPL appendix C.1)
     unlabeled_pool: str = "all"          # "all" (the papers' default) or "rest"
     validation_size: int = 0             # training examples held out for validation (val_accuracy)
+    label_noise: float = 0.0             # fraction of labeled examples whose label is redrawn (seeded, saved in split.json)
+    noise_kind: str = "symmetric"        # symmetric (uniform over classes) or asymmetric (class c -> c + 1)
     model: str = "mlp"
     model_options: dict = field(default_factory=dict)
     method_options: dict = field(default_factory=dict)
@@ -69,6 +71,10 @@ class TrainConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.split not in PROTOCOLS:
             raise ConfigError(f"unknown split protocol {self.split!r}; choose one of {', '.join(PROTOCOLS)}")
+        if not 0.0 <= self.label_noise <= 1.0:
+            raise ConfigError(f"label_noise must be a fraction in [0, 1], got {self.label_noise}")
+        if self.noise_kind not in NOISE_KINDS:
+            raise ConfigError(f"unknown noise kind {self.noise_kind!r}; choose one of {', '.join(NOISE_KINDS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.median_of < 1:

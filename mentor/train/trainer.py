@@ -27,10 +27,11 @@ from tqdm.auto import tqdm
 from ..augment import FeatureViews, ImageViews, RandAugment, channel_stats
 from ..data import ArrayDataset, SemiSupervisedStream, Split, load_dataset, make_split, validate_dataset
 from ..data.arrays import canonical_features
+from ..data.splits import add_label_noise
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
-from ..methods.base import UnlabeledPool
-from ..models import create_model
+from ..methods.base import LabeledPool, UnlabeledPool
+from ..models import ModelFactory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from .schedule import lr_multiplier
@@ -108,6 +109,9 @@ class Trainer:
                                 config.resolved_split_seed, config.unlabeled_pool, extra,
                                 protocol=config.split, ordered=dataset.ordered,
                                 validation_size=config.validation_size)
+        if config.label_noise:
+            add_label_noise(self.split, dataset.y_train, dataset.num_classes, config.label_noise, config.noise_kind,
+                            config.resolved_split_seed)
         x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
         self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
         self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
@@ -115,8 +119,7 @@ class Trainer:
         self.y_val = torch.as_tensor(dataset.y_train[self.split.validation], device=self.device)
 
         seed_everything(config.seed)
-        model_factory = partial(create_model, config.model, dataset.input_shape, dataset.num_classes,
-                                **config.model_options)
+        model_factory = ModelFactory(config.model, dataset.input_shape, dataset.num_classes, **config.model_options)
         self.method: Method = create_method(config.method, model_factory, dataset.num_classes,
                                             seed=config.seed, **config.method_options).to(self.device)
         on_cuda = self.device.type == "cuda"
@@ -153,7 +156,9 @@ class Trainer:
         self.stream = self._make_stream()
         self.method.unlabeled_pool = UnlabeledPool(self.stream.x_u, self.views.eval,
                                                    self.views.strong if self.views.has_strong else None,
-                                                   list(self.split.unlabeled))
+                                                   list(self.split.unlabeled), weak=self.views.weak)
+        self.method.labeled_pool = LabeledPool(self.stream.x_l, self.stream.y_l, self.views.eval, self.views.labeled,
+                                               list(self.split.labeled))
         self.step = 0
         self.elapsed = 0.0
         self.history: List[dict] = []
@@ -175,7 +180,7 @@ class Trainer:
         ds, split, cfg = self.dataset, self.split, self.config
         pool = ds.x_train if ds.x_unlabeled is None else np.concatenate([ds.x_train, ds.x_unlabeled])
         as_tensor = partial(torch.as_tensor, device=self.device)
-        return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(ds.y_train[split.labeled]),
+        return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(split.labels(ds.y_train)),
                                     as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
                                     seed=cfg.seed, views=self.views,
                                     make_strong=self.method.strong_view != "unused" and not self.method.draws_own_unlabeled,

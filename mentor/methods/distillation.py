@@ -1,0 +1,77 @@
+"""Distillation with unlabeled data: a fixed teacher's temperature-softened distribution on
+unlabeled examples teaches a student of any size, mixed with the labeled loss.
+
+Source: Chen et al. 2020, "Big Self-Supervised Models are Strong Semi-Supervised Learners"
+(SimCLRv2), step 3 (survey seed 004; REFERENCES.md "Other methods"):
+L = CE(y, f_S(x_l)) + lambda x (-sum_u sum_y P_T(y | u; tau) log P_S(y | u; tau)), with
+P(y | u; tau) = softmax(logits / tau). The teacher is fixed: either a trained run
+(``teacher=RUN``, any architecture; it reads the unlabeled examples through its own evaluation
+transform) or trained here in a first phase (``teacher_steps``, half the run by default;
+``teacher_options`` sets its model options, e.g. a larger teacher for a smaller student).
+
+The machinery is Noisy Student's (mentor/methods/noisy_student.py: the teacher's predictions on
+the whole clean pool once, then a student that learns the labeled batch and the teacher's
+distribution) with SimCLRv2's choices: every unlabeled example once, no confidence filter and
+no class balancing; no student noise (the unlabeled examples in the weak view, no dropout, no
+stochastic depth); soft targets at temperature ``temperature`` (SimCLRv2: tau = 1 works as
+well as any). The teacher's distribution is computed on clean inputs, not on the student's
+augmented view (a fixed teacher's prediction does not change, so it is computed once).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+
+from ..errors import ConfigError, DataError
+from ..losses import sharpen, soft_cross_entropy
+from ..pseudo_labels import predict
+from ..registry import METHODS
+from .noisy_student import NoisyStudent
+
+
+@METHODS.register("distillation")
+class Distillation(NoisyStudent):
+    name = "distillation"
+    strong_view = "unused"
+    smoke_hparams = {"teacher_steps": 3}
+
+    def __init__(self, model_factory, num_classes, seed=0, teacher: Optional[str] = None, temperature: float = 1.0,
+                 teacher_steps: float = 0.5, unlabeled_weight: float = 1.0,
+                 student_options: Optional[dict] = None, teacher_options: Optional[dict] = None):
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {temperature}")
+        if teacher is not None and not os.path.exists(os.path.join(teacher, "checkpoint.pt")):
+            raise DataError(f"teacher run {teacher!r} has no checkpoint.pt; give the folder of a trained `mentor train` run")
+        self.teacher, self.temperature = teacher, temperature
+        super().__init__(model_factory, num_classes, seed, teacher_steps=teacher_steps, labels="soft", threshold=0.0,
+                         balance=False, unlabeled_weight=unlabeled_weight, student_dropout=0.0, stochastic_depth=0.0,
+                         student_options=student_options, teacher_options=teacher_options)
+
+    @property
+    def given_teacher(self) -> bool:
+        return self.teacher is not None
+
+    def _teacher_distribution(self) -> torch.Tensor:
+        pool = self.unlabeled_pool
+        if self.teacher is None:
+            probs = super()._teacher_distribution()
+        else:
+            from ..train import load_run  # the trainer imports the methods: import it when needed
+
+            run = load_run(self.teacher, device=str(pool.x.device))
+            if tuple(run.dataset.x_train.shape[1:]) != tuple(pool.x.shape[1:]):
+                raise DataError(f"the teacher run {self.teacher} was trained on examples of shape "
+                                f"{tuple(run.dataset.x_train.shape[1:])}, this run's are {tuple(pool.x.shape[1:])}")
+            if run.dataset.num_classes != self.num_classes:
+                raise DataError(f"the teacher run {self.teacher} has {run.dataset.num_classes} classes, this run {self.num_classes}")
+            probs = predict(run.method.eval_model(), run.views.eval, pool.x, pool.x.device, 1024, run.method.autocast)
+        return sharpen(probs, self.temperature)  # softmax(logits / tau): the softened distribution
+
+    def student_view(self, stored: torch.Tensor) -> torch.Tensor:
+        pool = self.unlabeled_pool
+        return pool.weak(stored, self.view_generator) if pool.weak is not None else pool.transform(stored)
+
+    def unlabeled_loss(self, logits_u: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return soft_cross_entropy(logits_u / self.temperature, target)

@@ -1,0 +1,149 @@
+"""ReMixMatch: MixMatch with distribution alignment, augmentation anchoring and a rotation loss.
+
+Source: Berthelot et al. 2020, "ReMixMatch: Semi-Supervised Learning with Distribution
+Alignment and Augmentation Anchoring" (survey seed 004, section "ReMixMatch"; REFERENCES.md
+"Other methods"). Per step (the paper's Algorithm 1):
+1. Anchor: the model's prediction on a weak view of each unlabeled example, without gradient.
+2. Distribution alignment: q = Normalize(q x p(y) / p~(y)), with p(y) the class marginal of the
+   labeled set and p~(y) the running mean of the model's predictions on unlabeled anchors over
+   the last 128 batches; then q = Sharpen(q, T = 0.5).
+3. Augmentation anchoring: K strong views of each unlabeled example all get the target q (the
+   paper: K = 8 with CTAugment; here ``strong_views`` = 2 by default, for CPU budgets, and
+   RandAugment, drawn per image, in place of CTAugment).
+4. MixUp, as MixMatch (lam' = max(lam, 1 - lam), alpha = 0.75), of the labeled batch (weak view,
+   one-hot) and all strong views with a shuffled copy of their union.
+5. Loss = CE(mixed labeled) + lambda_U CE(q, mixed strong views) + lambda_U1 CE(q, first strong
+   view, unmixed) + lambda_r CE(rotation, rotation head(first strong view rotated by 0, 90, 180
+   or 270 degrees)); lambda_U = 1.5, lambda_U1 = lambda_r = 0.5 (the paper), the unlabeled
+   weights ramped in linearly. The rotation head is a linear layer on the classifier's input
+   features; it exists for square image inputs only (rotating a feature vector means nothing).
+The strong views beyond the stream's first one are drawn here from the unlabeled pool with the
+method's own generator (saved with the checkpoint).
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..losses import linear_ramp, sharpen, soft_cross_entropy
+from ..models.layers import classifier_layer, features_and_logits
+from ..registry import METHODS
+from .base import Method, StepOutput, resolve_steps, upcast
+from .mixmatch import check_mixmatch_options, mix_batches
+
+ALIGNMENT_WINDOW = 128  # batches in the running mean p~(y) (the paper's value)
+
+
+def align_distribution(probs: torch.Tensor, target_marginal: torch.Tensor, model_marginal: torch.Tensor) -> torch.Tensor:
+    """Distribution alignment: probs x p(y) / p~(y), each row renormalised."""
+    aligned = probs * target_marginal / model_marginal.clamp_min(1e-6)
+    return aligned / aligned.sum(dim=-1, keepdim=True)
+
+
+def rotate_each(x: torch.Tensor, generator: torch.Generator):
+    """Each image rotated by its own multiple of 90 degrees; returns (images, rotation class 0..3)."""
+    k = torch.randint(4, (len(x),), generator=generator, device=generator.device).to(x.device)
+    rotated = torch.stack([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])  # (4, B, C, H, W)
+    return rotated[k, torch.arange(len(x), device=x.device)], k
+
+
+@METHODS.register("remixmatch")
+class ReMixMatch(Method):
+    name = "remixmatch"
+    strong_view = "required"
+
+    def __init__(self, model_factory, num_classes, seed=0, temperature: float = 0.5, mixup_alpha: float = 0.75,
+                 strong_views: int = 2, unlabeled_weight: float = 1.5, unmixed_weight: float = 0.5,
+                 rotation_weight: float = 0.5, ramp_steps: float = 0.25):
+        super().__init__(model_factory, num_classes, seed)
+        check_mixmatch_options(temperature, mixup_alpha, unlabeled_weight)
+        if int(strong_views) < 1:
+            raise ConfigError(f"strong_views must be >= 1, got {strong_views}")
+        self.temperature, self.mixup_alpha, self.strong_views = temperature, mixup_alpha, int(strong_views)
+        self.unlabeled_weight, self.unmixed_weight, self.rotation_weight = unlabeled_weight, unmixed_weight, rotation_weight
+        self.ramp_steps = ramp_steps
+        self.models["model"] = model_factory()
+        shape = self.input_shape
+        self.rotates = shape is not None and len(shape) == 3 and shape[1] == shape[2]
+        if self.rotates:
+            self.models["rotation_head"] = nn.Linear(classifier_layer(self.models["model"]).in_features, 4)
+        self.model_marginals = torch.empty(0, num_classes)  # the last ALIGNMENT_WINDOW batch means
+        self.view_generator = None
+
+    def configure_optimizers(self, make_optimizer):
+        self.optimizers["model"] = make_optimizer(itertools.chain(*(m.parameters() for m in self.models.values())))
+
+    def setup(self, total_steps):
+        super().setup(total_steps)
+        self.ramp_steps = resolve_steps("ramp_steps", self.ramp_steps, total_steps)
+        self.hparams["ramp_steps"] = self.ramp_steps
+
+    def _generator(self, device) -> torch.Generator:
+        if self.view_generator is None:
+            self.view_generator = torch.Generator(device=device).manual_seed(int(self.generator.initial_seed()) + 23)
+        return self.view_generator
+
+    def _strong_views(self, batch):
+        views = [batch.x_u_strong]
+        if self.strong_views > 1:
+            pool = self.unlabeled_pool
+            stored = pool.x[batch.idx_u]
+            g = self._generator(stored.device)
+            views += [pool.strong(stored, g) for _ in range(self.strong_views - 1)]
+        return views
+
+    def _label_marginal(self, device) -> torch.Tensor:
+        y = self.labeled_pool.y if self.labeled_pool is not None else None
+        if y is None:
+            raise ConfigError("remixmatch aligns to the labeled set's class marginal; set method.labeled_pool (the Trainer does)")
+        counts = torch.bincount(y, minlength=self.num_classes).float().to(device)
+        return counts / counts.sum()
+
+    def loss(self, batch):
+        model = self.models["model"]
+        with torch.no_grad():
+            anchor = F.softmax(upcast(model(batch.x_u)), dim=-1)
+            self.model_marginals = torch.cat([self.model_marginals.to(anchor.device), anchor.mean(0, keepdim=True)])
+            self.model_marginals = self.model_marginals[-ALIGNMENT_WINDOW:]
+            aligned = align_distribution(anchor, self._label_marginal(anchor.device), self.model_marginals.mean(0))
+            q = sharpen(aligned, self.temperature)
+        strong = self._strong_views(batch)
+        p = F.one_hot(batch.y_l, self.num_classes).float()
+        (x_l, *x_u), (t_l, *t_u) = mix_batches([batch.x_l, *strong], [p] + [q] * len(strong), self.mixup_alpha,
+                                               self.generator)
+        parts = [x_l, *x_u, strong[0]]
+        if self.rotates:
+            rotated, rotation = rotate_each(strong[0], self._generator(strong[0].device))
+            parts.append(rotated)
+        features, logits = features_and_logits(model, torch.cat(parts))
+        logits = upcast(logits)
+        sizes = [len(x_l), sum(len(x) for x in x_u), len(strong[0])]
+        logits_l, logits_u, logits_u1 = logits[:sum(sizes)].split(sizes)
+        loss_l = soft_cross_entropy(logits_l, t_l)
+        loss_u = soft_cross_entropy(logits_u, torch.cat(t_u))
+        loss_u1 = soft_cross_entropy(logits_u1, q)
+        ramp = linear_ramp(self.step_index, self.ramp_steps)
+        loss = loss_l + ramp * (self.unlabeled_weight * loss_u + self.unmixed_weight * loss_u1)
+        logs = {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "loss_u1": loss_u1.detach()}
+        if self.rotates:
+            rotation_logits = upcast(self.models["rotation_head"](features[sum(sizes):]))
+            loss_rotation = F.cross_entropy(rotation_logits, rotation)
+            loss = loss + self.rotation_weight * loss_rotation
+            logs["loss_rotation"] = loss_rotation.detach()
+        return StepOutput(loss, logs)
+
+    def extra_state(self):
+        state = {"model_marginals": self.model_marginals.cpu()}
+        if self.view_generator is not None:
+            state["view_generator"] = self.view_generator.get_state()
+        return state
+
+    def load_extra_state(self, state):
+        self.model_marginals = state["model_marginals"]
+        if "view_generator" in state:
+            device = next(self.models["model"].parameters()).device
+            self._generator(device).set_state(state["view_generator"])
