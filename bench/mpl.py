@@ -20,8 +20,10 @@ every method alike.
   points of supervised or above it and no seed collapsed (a seed > 5 points below its
   supervised run).
 - compare: supervised, Pseudo Labels, FixMatch, UDA, MPL (defaults), MPL without feedback
-  (the control), MPL with the validation-chosen setting (--best) and Reduced MPL; student
-  and teacher accuracy.
+  (the control), MPL with the validation-chosen setting (--best), Reduced MPL, and the
+  survey's methods (MixMatch, ReMixMatch, online Pseudo-Label, Label Propagation, DivideMix,
+  distillation); student and teacher accuracy. On feature data, methods that compare two
+  augmentations (MixMatch) get Gaussian input noise of the same std as their augmentation.
 
 Results are appended to bench/results/mpl.jsonl (finished runs are skipped when the command
 is run again) and the table is printed for BENCHMARKS.md.
@@ -38,6 +40,7 @@ import torch
 
 from fashion_mnist import read_results, record_result
 from mentor.cli import parse_options
+from mentor.registry import METHODS
 from mentor.train import TrainConfig, train
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "mpl.jsonl")
@@ -81,6 +84,13 @@ COMPARE = {
     "reduced_mpl": ("reduced_mpl", {}),
     "reduced_mpl large_teacher_steps=0.25": ("reduced_mpl", {"large_teacher_steps": 0.25}),
     "reduced_mpl large_teacher_steps=0.75": ("reduced_mpl", {"large_teacher_steps": 0.75}),
+    # the survey's methods (issue 12), defaults as registered
+    "mixmatch": ("mixmatch", {}),
+    "remixmatch": ("remixmatch", {}),
+    "online_pseudo_label": ("online_pseudo_label", {}),
+    "label_propagation": ("label_propagation", {}),
+    "divide_mix": ("divide_mix", {}),
+    "distillation": ("distillation", {}),
 }
 
 
@@ -92,6 +102,8 @@ def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str,
         config.validation_size = validation_size
     if mode == "compare" and flags["dataset"] in ("digits", "wine", "breast_cancer"):
         config.strong_noise = FEATURE_STRONG_NOISE
+        if METHODS.get(method).second_view:  # MixMatch's two augmentations: the same noise on feature data
+            config.input_noise = FEATURE_STRONG_NOISE
     started = time.perf_counter()
     summary = train(config)
     split = "val" if mode == "ablation" else "test"  # the ablation never reads a test figure

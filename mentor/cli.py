@@ -62,7 +62,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "asymmetric: class c becomes c + 1")
     add("--unlabeled-pool", choices=("all", "rest"),
         help="unlabeled data: every training example (papers' default) or those not labeled")
-    add("--model", help=f"mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn (default {d.model})")
+    add("--model", help=f"mlp, residual_mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn (default {d.model})")
     add("--steps", type=int, help=f"training steps (default {d.steps})")
     add("--out", help="run folder: metrics.jsonl, summary.json, split.json, checkpoint.pt")
     add("--seed", type=int, help="seed of the run (default 0)")
