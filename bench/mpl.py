@@ -51,6 +51,8 @@ PROBLEMS = {  # name -> the dataset flags of the command line, and the validatio
     "digits": ({"dataset": "digits", "num_labeled": 50}, 300),
     "wine": ({"dataset": "wine", "num_labeled": 15}, 0),
     "breast_cancer": ({"dataset": "breast_cancer", "num_labeled": 20}, 0),
+    # DivideMix's problem: every training label known, 40% of them redrawn uniformly (seeded)
+    "fmnist_noise40": ({"dataset": "fashion_mnist", "num_labeled": 60000, "label_noise": 0.4}, 0),
 }
 FEATURE_STRONG_NOISE = 0.15  # compare mode, feature data only: the strong view FixMatch and UDA need
 

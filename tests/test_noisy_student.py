@@ -171,11 +171,13 @@ def test_wider_students():
 
 
 def test_student_noise_dropout_and_linear_stochastic_depth():
-    method = create_method("noisy_student", partial(WideResNet, (3, 8, 8), 3, depth=10, width=1), 3)
+    method = create_method("noisy_student", partial(WideResNet, (3, 8, 8), 3, depth=10, width=1), 3, student_dropout=0.5)
     drops = [m.p for m in method.models["student"].modules() if isinstance(m, DropPath)]
     assert drops == pytest.approx([0.2 / 3, 0.4 / 3, 0.2])  # survival decays linearly to 0.8
     assert all(m.p == 0 for m in method.models["teacher"].modules() if isinstance(m, DropPath))
     assert method.models["student"].dropout.p == 0.5
+    default = create_method("noisy_student", partial(WideResNet, (3, 8, 8), 3, depth=10, width=1), 3)
+    assert isinstance(default.models["student"].dropout, nn.Identity)  # chosen on validation: no dropout
     assert set_stochastic_depth(MLP((4,), 3), 0.2) == 0
     mlp = MLP((4,), 3, hidden=[5, 6], dropout=0.5)  # dropout on the final layer's input only
     assert [type(m).__name__ for m in mlp.net][-2:] == ["Dropout", "Linear"]
