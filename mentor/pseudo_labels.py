@@ -17,6 +17,7 @@ size: pools are read batch by batch (``NpyPool`` reads a .npy file by offset, ne
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -99,23 +100,30 @@ def open_pool(path: str) -> NpyPool:
 
 # --- labelling ----------------------------------------------------------------------------
 @torch.no_grad()
-def predict(model: torch.nn.Module, transform: Callable, x: np.ndarray, device: torch.device,
-            batch_size: int, autocast: Optional[Callable] = None) -> torch.Tensor:
-    """The model's float32 softmax on stored examples x, in eval mode (no dropout or stochastic
-    depth, batch-norm running statistics), batch by batch, on ``device``."""
+def eval_batches(model: torch.nn.Module, transform: Callable, x, device: torch.device, batch_size: int,
+                 forward: Callable = lambda model, inputs: model(inputs),
+                 autocast: Optional[Callable] = None) -> torch.Tensor:
+    """``forward(model, inputs)`` (default: the logits) in float32 on stored examples x, in eval
+    mode (no dropout or stochastic depth, batch-norm running statistics), batch by batch, on
+    ``device``; the model's mode is restored afterwards."""
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, len(x), batch_size):
-        inputs = transform(torch.as_tensor(x[start:start + batch_size], device=device))
-        if autocast is not None:
-            with autocast():
-                logits = model(inputs)
-        else:
-            logits = model(inputs)
-        out.append(F.softmax(logits.float(), dim=-1))
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
+    try:
+        for start in range(0, len(x), batch_size):
+            inputs = transform(torch.as_tensor(x[start:start + batch_size], device=device))
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                out.append(forward(model, inputs))
+    finally:
+        model.train(was_training)
+    return torch.cat(out).float() if out else torch.zeros(0)
+
+
+def predict(model: torch.nn.Module, transform: Callable, x, device: torch.device,
+            batch_size: int, autocast: Optional[Callable] = None) -> torch.Tensor:
+    """The model's float32 softmax on stored examples x (``eval_batches``)."""
+    logits = eval_batches(model, transform, x, device, batch_size, autocast=autocast)
+    return F.softmax(logits, dim=-1) if len(logits) else logits
 
 
 def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_classes: int,

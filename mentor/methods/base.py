@@ -22,8 +22,9 @@ Contract used by the trainer and the conformance tests:
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
-- all randomness comes from the global torch RNG (seeded by the trainer) or from
-  ``self.generator`` (saved in the state dict).
+- all randomness comes from the global torch RNG (seeded by the trainer), from
+  ``self.generator`` or, for views a method draws itself from the pools, from
+  ``self.device_generator(device)`` (both saved in the state dict).
 """
 from __future__ import annotations
 
@@ -87,12 +88,17 @@ class Method:
     # Hyper-parameters that make the rule observable within a few steps of a tiny problem
     # (e.g. no confidence threshold); used by the conformance suite only.
     smoke_hparams: Dict[str, object] = {}
+    # Offset of the seed of device_generator, so that methods draw their own views from
+    # streams of their own (kept per method: it fixes the draws of their recorded benchmarks).
+    view_seed_offset: int = 0
 
     def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
         self.num_classes = num_classes
         self.models = nn.ModuleDict()
         self.optimizers: Dict[str, torch.optim.Optimizer] = {}
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+        self._device_generator: Optional[torch.Generator] = None
         self.step_index = 0
         self.total_steps = 0
         self.amp = None  # (device_type, dtype) of autocast, set by the trainer
@@ -107,6 +113,14 @@ class Method:
         if self.amp is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.amp[0], dtype=self.amp[1])
+
+    def device_generator(self, device) -> torch.Generator:
+        """A generator on the training device for the views a method draws itself from
+        ``unlabeled_pool`` or ``labeled_pool``; seeded by the run, created at first use, saved
+        with the method's state."""
+        if self._device_generator is None:
+            self._device_generator = torch.Generator(device=device).manual_seed(self.seed + self.view_seed_offset)
+        return self._device_generator
 
     # --- hyper-parameters ---------------------------------------------------------------
     @classmethod
@@ -214,6 +228,7 @@ class Method:
             "models": self.models.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "generator": self.generator.get_state(),
+            "device_generator": None if self._device_generator is None else self._device_generator.get_state(),
             "step_index": self.step_index,
             "extra": self.extra_state(),
         }
@@ -226,6 +241,9 @@ class Method:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
             self.generator.set_state(state["generator"])
+            if state.get("device_generator") is not None:
+                device = next(self.models.parameters()).device
+                self.device_generator(device).set_state(state["device_generator"])
             self.step_index = int(state["step_index"])
             self.load_extra_state(state["extra"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:

@@ -71,7 +71,7 @@ class Distillation(NoisyStudent):
 
     def student_view(self, stored: torch.Tensor) -> torch.Tensor:
         pool = self.unlabeled_pool
-        return pool.weak(stored, self.view_generator) if pool.weak is not None else pool.transform(stored)
+        return pool.weak(stored, self.device_generator(stored.device)) if pool.weak is not None else pool.transform(stored)
 
     def unlabeled_loss(self, logits_u: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return soft_cross_entropy(logits_u / self.temperature, target)

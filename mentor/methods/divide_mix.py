@@ -27,7 +27,7 @@ Not included: the code's negative-entropy penalty during warm-up under asymmetri
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -90,6 +90,7 @@ class DivideMix(Method):
     name = "divide_mix"
     strong_view = "unused"
     smoke_hparams = {"warmup_steps": 2, "divide_every": 2}
+    view_seed_offset = 31
 
     def __init__(self, model_factory, num_classes, seed=0, warmup_steps: float = 0.1, divide_every=None,
                  threshold: float = 0.5, temperature: float = 0.5, mixup_alpha: float = 4.0,
@@ -101,15 +102,17 @@ class DivideMix(Method):
         self.warmup_steps, self.divide_every, self.threshold = warmup_steps, divide_every, threshold
         self.temperature, self.mixup_alpha = temperature, mixup_alpha
         self.unlabeled_weight, self.ramp_steps, self.prior_weight = unlabeled_weight, ramp_steps, prior_weight
-        self.seed = seed
         for name in NETS:
             self.models[name] = model_factory()
         self.ensemble = MeanPrediction(*(self.models[name] for name in NETS))
         self.division: Optional[Dict[str, torch.Tensor]] = None  # net -> P(clean) by the *other* net
         self.divided_at = -1
+        # Derived from the division (set with it): per net, (clean, noisy) positions in the
+        # labeled set; the pool positions of examples that are not labeled; the batch streams.
+        self.splits: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self.pool_only: Optional[torch.Tensor] = None
         self.streams: Dict[str, IndexStream] = {}
         self.index_generator = torch.Generator().manual_seed(seed + 29)
-        self.view_generator: Optional[torch.Generator] = None
 
     def configure_optimizers(self, make_optimizer):
         for name in NETS:
@@ -149,7 +152,6 @@ class DivideMix(Method):
         if labeled is None or self.unlabeled_pool is None:
             raise ConfigError("divide_mix splits the whole labeled set; set method.labeled_pool and "
                               "method.unlabeled_pool (the Trainer does)")
-        self.pool_only = self._pool_only_positions()
         probability = {}
         for name in NETS:
             probs = predict(self.models[name], labeled.transform, labeled.x, labeled.x.device, 1024, self.autocast)
@@ -157,9 +159,8 @@ class DivideMix(Method):
             probability[name] = torch.as_tensor(
                 clean_probability(losses.cpu().double().numpy(), self.seed + self.step_index), dtype=torch.float32,
                 device=labeled.x.device)
-        self.division = {"net1": probability["net2"], "net2": probability["net1"]}  # each learns the other's split
+        self._set_division({"net1": probability["net2"], "net2": probability["net1"]})  # each learns the other's split
         self.divided_at = self.step_index
-        self._start_streams()
         return {f"clean_fraction_{k}": float((v > self.threshold).float().mean()) for k, v in self.division.items()}
 
     def _clean_and_noisy(self, name: str):
@@ -171,9 +172,12 @@ class DivideMix(Method):
         noisy[clean] = False
         return clean, torch.nonzero(noisy).squeeze(1)
 
-    def _start_streams(self) -> None:
+    def _set_division(self, division: Dict[str, torch.Tensor]) -> None:
+        """Takes each net's P(clean) and derives its clean and noisy sets and its batch streams."""
+        self.division = division
+        self.pool_only = self._pool_only_positions()
         for name in NETS:
-            clean, noisy = self._clean_and_noisy(name)
+            self.splits[name] = clean, noisy = self._clean_and_noisy(name)
             self.streams[name + "_clean"] = IndexStream(len(clean), 1, self.index_generator)
             self.streams[name + "_unlabeled"] = IndexStream(max(1, len(noisy) + len(self.pool_only)), 1,
                                                             self.index_generator)
@@ -191,8 +195,6 @@ class DivideMix(Method):
         logs = {}
         if self.division is None or self.step_index - self.divided_at >= self.divide_every:
             logs.update(self.co_divide())
-        if self.view_generator is None:
-            self.view_generator = torch.Generator(device=batch.x_l.device).manual_seed(self.seed + 31)
         for name, other in zip(NETS, reversed(NETS)):
             logs.update({f"{k}_{name}": v for k, v in self._train_net(name, other, len(batch.x_l), len(batch.x_u)).items()})
         self.step_index += 1
@@ -201,9 +203,9 @@ class DivideMix(Method):
         return logs
 
     def _train_net(self, name: str, other: str, batch_l: int, batch_u: int) -> dict:
-        net, other_net, g = self.models[name], self.models[other], self.view_generator
         labeled, pool = self.labeled_pool, self.unlabeled_pool
-        clean, noisy = self._clean_and_noisy(name)
+        net, other_net, g = self.models[name], self.models[other], self.device_generator(labeled.x.device)
+        clean, noisy = self.splits[name]
         stream = self.streams[name + "_clean"]
         stream.batch_size = min(batch_l, len(clean))
         chosen = clean[stream.next().to(clean.device)]
@@ -246,19 +248,14 @@ class DivideMix(Method):
             return {}
         return {"division": {k: v.cpu() for k, v in self.division.items()}, "divided_at": self.divided_at,
                 "streams": {k: s.state_dict() for k, s in self.streams.items()},
-                "index_generator": self.index_generator.get_state(),
-                "view_generator": self.view_generator.get_state()}
+                "index_generator": self.index_generator.get_state()}
 
     def load_extra_state(self, state):
         if not state:
             return
         device = next(self.models["net1"].parameters()).device
-        self.division = {k: v.to(device) for k, v in state["division"].items()}
+        self._set_division({k: v.to(device) for k, v in state["division"].items()})
         self.divided_at = int(state["divided_at"])
-        self.pool_only = self._pool_only_positions()
-        self._start_streams()
         for k, s in self.streams.items():
             s.load_state_dict(state["streams"][k])
         self.index_generator.set_state(state["index_generator"])
-        self.view_generator = torch.Generator(device=device)
-        self.view_generator.set_state(state["view_generator"])

@@ -30,21 +30,16 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..models.layers import features_and_logits
+from ..pseudo_labels import eval_batches
 from ..registry import METHODS
 from .base import Method, StepOutput, resolve_steps, upcast
 
 
-@torch.no_grad()
 def embed(model, transform, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """L2-normalised classifier-input features of stored examples, in eval mode on clean inputs."""
-    was_training = model.training
-    model.eval()
-    try:
-        out = [features_and_logits(model, transform(x[i:i + batch_size]))[0].float().flatten(1)
-               for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
-    return F.normalize(torch.cat(out), dim=1)
+    features = eval_batches(model, transform, x, x.device, batch_size,
+                            forward=lambda m, inputs: features_and_logits(m, inputs)[0].flatten(1))
+    return F.normalize(features, dim=1)
 
 
 @torch.no_grad()
@@ -125,7 +120,7 @@ class LabelPropagation(Method):
                 raise ConfigError("refresh_every must be at least one step")
         self.hparams.update(start_steps=self.start_steps, refresh_every=self.refresh_every)
 
-    def refresh(self) -> dict:
+    def refresh(self) -> None:
         """Rebuilds the graph on the current features and diffuses the labels (steps 1-4 above)."""
         labeled, unlabeled = self.labeled_pool, self.unlabeled_pool
         if labeled is None or unlabeled is None:
@@ -141,7 +136,6 @@ class LabelPropagation(Method):
         self.pseudo_labels = torch.as_tensor(labels, device=device)
         self.weights = torch.as_tensor(omega * zeta[labels], dtype=torch.float32, device=device)
         self.refreshed_at = self.step_index
-        return {"pseudo_label_weight": float(self.weights.mean())}
 
     def loss(self, batch):
         model = self.models["model"]

@@ -64,6 +64,7 @@ class NoisyStudent(Method):
     name = "noisy_student"
     strong_view = "optional"
     draws_own_unlabeled = True  # from the filtered, balanced selection, noised by the run's strong view
+    view_seed_offset = 19
     # The conformance suite's 6-step runs: 3 steps of teacher, then 3 of student.
     smoke_hparams = {"teacher_steps": 3}
 
@@ -83,7 +84,6 @@ class NoisyStudent(Method):
         self.threshold, self.per_class, self.balance = threshold, per_class, balance
         self.unlabeled_weight, self.student_dropout, self.stochastic_depth = unlabeled_weight, student_dropout, stochastic_depth
         self.student_options, self.teacher_options = dict(student_options or {}), dict(teacher_options or {})
-        self.seed = seed
         if not self.given_teacher:
             self.models["teacher"] = model_factory(**self.teacher_options)
         student = model_factory(**{"dropout": student_dropout, **self.student_options})
@@ -95,7 +95,6 @@ class NoisyStudent(Method):
         self.teacher_probs: Optional[torch.Tensor] = None
         self.selection_stats: list = []
         self.selection_stream: Optional[IndexStream] = None
-        self.view_generator: Optional[torch.Generator] = None
 
     def configure_optimizers(self, make_optimizer):
         for name, model in self.models.items():
@@ -162,7 +161,6 @@ class NoisyStudent(Method):
     def _start_sampling(self, device) -> None:
         generator = torch.Generator().manual_seed(self.seed + 17)
         self.selection_stream = IndexStream(len(self.selected), 1, generator)
-        self.view_generator = torch.Generator(device=device).manual_seed(self.seed + 19)
 
     # --- phase 2: the noised student ------------------------------------------------------
     def student_step(self, batch):
@@ -194,7 +192,7 @@ class NoisyStudent(Method):
     def student_view(self, stored: torch.Tensor) -> torch.Tensor:
         """The noised input of the pseudo-labeled examples: the run's strong view (clean if none)."""
         pool = self.unlabeled_pool
-        return pool.strong(stored, self.view_generator) if pool.strong is not None else pool.transform(stored)
+        return pool.strong(stored, self.device_generator(stored.device)) if pool.strong is not None else pool.transform(stored)
 
     def unlabeled_loss(self, logits_u: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return soft_cross_entropy(logits_u, target)
@@ -205,8 +203,7 @@ class NoisyStudent(Method):
             return {}
         return {"selected": self.selected.cpu(), "teacher_probs": self.teacher_probs.cpu(),
                 "selection_stats": self.selection_stats, "selection_stream": self.selection_stream.state_dict(),
-                "selection_generator": self.selection_stream.generator.get_state(),
-                "view_generator": self.view_generator.get_state()}
+                "selection_generator": self.selection_stream.generator.get_state()}
 
     def load_extra_state(self, state):
         if not state:
@@ -217,4 +214,3 @@ class NoisyStudent(Method):
         self._start_sampling(device)
         self.selection_stream.load_state_dict(state["selection_stream"])
         self.selection_stream.generator.set_state(state["selection_generator"])
-        self.view_generator.set_state(state["view_generator"])

@@ -18,7 +18,7 @@ Alignment and Augmentation Anchoring" (survey seed 004, section "ReMixMatch"; RE
    weights ramped in linearly. The rotation head is a linear layer on the classifier's input
    features; it exists for square image inputs only (rotating a feature vector means nothing).
 The strong views beyond the stream's first one are drawn here from the unlabeled pool with the
-method's own generator (saved with the checkpoint).
+method's device generator (saved with the checkpoint).
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def rotate_each(x: torch.Tensor, generator: torch.Generator):
 class ReMixMatch(Method):
     name = "remixmatch"
     strong_view = "required"
+    view_seed_offset = 23
 
     def __init__(self, model_factory, num_classes, seed=0, temperature: float = 0.5, mixup_alpha: float = 0.75,
                  strong_views: int = 2, unlabeled_weight: float = 1.5, unmixed_weight: float = 0.5,
@@ -72,7 +73,6 @@ class ReMixMatch(Method):
         if self.rotates:
             self.models["rotation_head"] = nn.Linear(classifier_layer(self.models["model"]).in_features, 4)
         self.model_marginals = torch.empty(0, num_classes)  # the last ALIGNMENT_WINDOW batch means
-        self.view_generator = None
 
     def configure_optimizers(self, make_optimizer):
         self.optimizers["model"] = make_optimizer(itertools.chain(*(m.parameters() for m in self.models.values())))
@@ -82,17 +82,12 @@ class ReMixMatch(Method):
         self.ramp_steps = resolve_steps("ramp_steps", self.ramp_steps, total_steps)
         self.hparams["ramp_steps"] = self.ramp_steps
 
-    def _generator(self, device) -> torch.Generator:
-        if self.view_generator is None:
-            self.view_generator = torch.Generator(device=device).manual_seed(int(self.generator.initial_seed()) + 23)
-        return self.view_generator
-
     def _strong_views(self, batch):
         views = [batch.x_u_strong]
         if self.strong_views > 1:
             pool = self.unlabeled_pool
             stored = pool.x[batch.idx_u]
-            g = self._generator(stored.device)
+            g = self.device_generator(stored.device)
             views += [pool.strong(stored, g) for _ in range(self.strong_views - 1)]
         return views
 
@@ -117,7 +112,7 @@ class ReMixMatch(Method):
                                                self.generator)
         parts = [x_l, *x_u, strong[0]]
         if self.rotates:
-            rotated, rotation = rotate_each(strong[0], self._generator(strong[0].device))
+            rotated, rotation = rotate_each(strong[0], self.device_generator(strong[0].device))
             parts.append(rotated)
         features, logits = features_and_logits(model, torch.cat(parts))
         logits = upcast(logits)
@@ -137,13 +132,7 @@ class ReMixMatch(Method):
         return StepOutput(loss, logs)
 
     def extra_state(self):
-        state = {"model_marginals": self.model_marginals.cpu()}
-        if self.view_generator is not None:
-            state["view_generator"] = self.view_generator.get_state()
-        return state
+        return {"model_marginals": self.model_marginals.cpu()}
 
     def load_extra_state(self, state):
         self.model_marginals = state["model_marginals"]
-        if "view_generator" in state:
-            device = next(self.models["model"].parameters()).device
-            self._generator(device).set_state(state["view_generator"])
