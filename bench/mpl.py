@@ -14,7 +14,9 @@ every method alike.
   records validation accuracy only; it never reads a test figure, so what it finds may set
   defaults. Variants: MPL's defaults against one change each (the control without feedback,
   the paper's scalar feedback, cosine, a stronger feedback, argmax / soft labels, a waiting
-  or finetuning phase, the paper's student that sees labels only when finetuned).
+  or finetuning phase, the paper's student that sees labels only when finetuned); Label
+  Propagation's defaults against a smaller graph (k), a shorter or longer labeled-only start
+  and a heavier pseudo-label loss.
 - defaults: the check of issue "MPL that earns its place": MPL with no option against
   supervised on the same split and steps; prints PASS when the mean student is within 0.5
   points of supervised or above it and no seed collapsed (a seed > 5 points below its
@@ -75,6 +77,26 @@ ABLATION = {  # name -> (method, method options)
     "reduced_mpl": ("reduced_mpl", {}),
     "reduced_mpl large_teacher_steps=0.25": ("reduced_mpl", {"large_teacher_steps": 0.25}),
     "reduced_mpl large_teacher_steps=0.75": ("reduced_mpl", {"large_teacher_steps": 0.75}),
+    # MixMatch: its CIFAR-10 values (alpha 0.75, lambda_u 75) against a gentler mixup and a lighter L2 term
+    "mixmatch": ("mixmatch", {}),
+    "mixmatch unlabeled_weight=25": ("mixmatch", {"unlabeled_weight": 25.0}),
+    "mixmatch unlabeled_weight=10": ("mixmatch", {"unlabeled_weight": 10.0}),
+    "mixmatch mixup_alpha=0.3": ("mixmatch", {"mixup_alpha": 0.3}),
+    "mixmatch mixup_alpha=0.3 unlabeled_weight=25": ("mixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 25.0}),
+    "mixmatch mixup_alpha=0.1": ("mixmatch", {"mixup_alpha": 0.1}),
+    "remixmatch": ("remixmatch", {}),
+    "remixmatch mixup_alpha=0.3": ("remixmatch", {"mixup_alpha": 0.3}),
+    "remixmatch mixup_alpha=0.1": ("remixmatch", {"mixup_alpha": 0.1}),
+    "online_pseudo_label": ("online_pseudo_label", {}),
+    "online_pseudo_label mixup_alpha=0.3": ("online_pseudo_label", {"mixup_alpha": 0.3}),
+    "online_pseudo_label mixup_alpha=0.1": ("online_pseudo_label", {"mixup_alpha": 0.1}),
+    # Label Propagation's graph and schedule (Iscen et al. use k = 50 on 50,000 CIFAR images)
+    "label_propagation": ("label_propagation", {}),
+    "label_propagation k=10": ("label_propagation", {"k": 10}),
+    "label_propagation k=20": ("label_propagation", {"k": 20}),
+    "label_propagation start_steps=0.1": ("label_propagation", {"start_steps": 0.1}),
+    "label_propagation start_steps=0.5": ("label_propagation", {"start_steps": 0.5}),
+    "label_propagation unlabeled_weight=3": ("label_propagation", {"unlabeled_weight": 3.0}),
 }
 COMPARE = {
     "supervised": ("supervised", {}),
