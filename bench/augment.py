@@ -75,13 +75,37 @@ def rate(fn, n_images: int, repeats: int, sync) -> float:
     return n_images * repeats / (time.perf_counter() - started)
 
 
+def graphed_rate(views, x: torch.Tensor, repeats: int) -> float:
+    """The static strong view captured once in a CUDA graph and replayed (the generator's state is
+    registered with the graph, so every replay draws new ops); nan if capture fails."""
+    g = torch.Generator(device=x.device).manual_seed(1)
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                views.strong(x, g)  # warm-up outside the graph
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(g)
+        with torch.cuda.graph(graph):
+            views.strong(x, g)
+    except Exception as error:  # report, do not hide: the row says why
+        print(f"CUDA graph capture failed: {type(error).__name__}: {error}")
+        return float("nan")
+    return rate(graph.replay, len(x), repeats, torch.cuda.synchronize)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=448)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-path", default=None)
+    parser.add_argument("--threads", type=int, help="torch threads (1: the per-core figure)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.data_path:
         from mentor.data import load_dataset
 
@@ -91,18 +115,23 @@ def main() -> None:
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x = torch.as_tensor(images, device=device)
-    views = ImageViews((0.5,) * 3, (0.25,) * 3, randaugment=RandAugment("cifar", 2, 0.5))
+    views = {static: ImageViews((0.5,) * 3, (0.25,) * 3, randaugment=RandAugment("cifar", 2, 0.5, static=static))
+             for static in (True, False)}
     g = torch.Generator(device=device).manual_seed(0)
     rng = random.Random(0)
     results = {
-        f"mentor weak ({device.type})": rate(lambda: views.weak(x, g), len(x), args.repeats, sync),
-        f"mentor strong ({device.type})": rate(lambda: views.strong(x, g), len(x), args.repeats, sync),
-        "PIL per-image strong (cpu, 1 process)": rate(lambda: pil_pipeline(images, rng), len(x), args.repeats,
-                                                      lambda: None),
+        f"mentor weak ({device.type})": rate(lambda: views[True].weak(x, g), len(x), args.repeats, sync),
+        f"mentor strong, static sync-free round ({device.type})":
+            rate(lambda: views[True].strong(x, g), len(x), args.repeats, sync),
+        f"mentor strong, per-op round ({device.type})": rate(lambda: views[False].strong(x, g), len(x), args.repeats, sync),
     }
+    if device.type == "cuda":
+        results["mentor strong, static round in a CUDA graph (cuda)"] = graphed_rate(views[True], x, args.repeats)
+    results["PIL per-image strong (cpu, 1 process)"] = rate(lambda: pil_pipeline(images, rng), len(x), args.repeats,
+                                                            lambda: None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"command: python bench/augment.py --batch {args.batch} --repeats {args.repeats} --device {args.device}"
-          f"{' --data-path ' + args.data_path if args.data_path else ''}")
+          f"{' --data-path ' + args.data_path if args.data_path else ''}{f' --threads {args.threads}' if args.threads else ''}")
     print(f"machine: {name}, torch threads {torch.get_num_threads()}, date {time.strftime('%Y-%m-%d')}")
     print("| pipeline | images / s |\n| --- | --- |")
     for k, v in results.items():

@@ -120,3 +120,43 @@ def test_mpl_op_set_numbers_are_documented():
     # guard against drifting from Table 5: 15 ops for CIFAR, 12 for SVHN
     assert (len(OP_SETS["cifar"]), len(OP_SETS["svhn"])) == (15, 12)
     assert np.isclose(FILL, 0.5)
+
+
+# --- the static, sync-free round (the CUDA path) ------------------------------------------
+class HostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records aten ops that read device values on the host or give data-dependent shapes:
+    each one is a device sync on CUDA and cannot live in a CUDA graph."""
+    SYNCING = {"_local_scalar_dense", "nonzero", "unique", "_unique", "_unique2", "unique_dim",
+               "unique_consecutive", "masked_select", "is_nonzero", "equal"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.SYNCING:
+            self.seen.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("op_set", sorted(OP_SETS))
+@pytest.mark.parametrize("magnitude", [None, 0.6])
+def test_static_round_equals_the_per_op_round(op_set, magnitude):
+    """The CUDA path (every op on the whole batch, kept by mask) gives each image exactly what
+    the per-op path gives it, from the same generator state."""
+    x = images(48, size=12, seed=3)
+    by_op = RandAugment(op_set, num_ops=2, magnitude=magnitude, static=False)(x, gen(5))
+    static = RandAugment(op_set, num_ops=2, magnitude=magnitude, static=True)(x, gen(5))
+    torch.testing.assert_close(static, by_op, rtol=0, atol=1e-6)
+
+
+def test_static_strong_view_reads_nothing_on_the_host():
+    views = ImageViews([0.5] * 3, [0.25] * 3, randaugment=RandAugment("cifar", static=True))
+    x = (images(32) * 255).to(torch.uint8)
+    with HostReads() as reads:
+        views.strong(x, gen())
+        views.weak(x, gen())
+    assert reads.seen == []
+    with HostReads() as reads:  # the guard can fail: by default a CPU batch takes the per-op path
+        RandAugment("cifar")(images(8), gen())
+    assert "_unique2" in reads.seen and "nonzero" in reads.seen

@@ -113,10 +113,10 @@ class RandAugment:
     """num_ops ops per image, each drawn uniformly from the op set, each with its own uniform
     random magnitude (FixMatch) or, with ``magnitude`` in [0, 1], that fraction of every op's
     maximum (Noisy Student's fixed magnitude); then Cutout of ``cutout`` x the image side
-    (0.5: 16 px on 32 px)."""
+    (0.5: 16 px on 32 px). ``static``: the sync-free, static-shape round (default: on CUDA)."""
 
     def __init__(self, op_set: str = "cifar", num_ops: int = 2, cutout: float = 0.5,
-                 magnitude: Optional[float] = None):
+                 magnitude: Optional[float] = None, static: Optional[bool] = None):
         if op_set not in OP_SETS:
             raise ConfigError(f"unknown RandAugment op set {op_set!r}; choose one of {', '.join(OP_SETS)}")
         if num_ops < 0:
@@ -126,7 +126,8 @@ class RandAugment:
         if magnitude is not None and not 0.0 <= magnitude <= 1.0:
             raise ConfigError(f"RandAugment magnitude must be a fraction of the maximum in [0, 1], got {magnitude}")
         self.op_set, self.ops, self.num_ops, self.cutout = op_set, OP_SETS[op_set], num_ops, cutout
-        self.magnitude = magnitude
+        self.magnitude, self.static = magnitude, static  # static: None = on CUDA only (see apply_round)
+        self._geometric: Optional[torch.Tensor] = None
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for _ in range(self.num_ops):
@@ -149,33 +150,66 @@ class RandAugment:
 
     def apply_round(self, x: torch.Tensor, generator: torch.Generator,
                     ops: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One op per image. ``ops`` (indices into self.ops) may be given, for tests."""
+        """One op per image. ``ops`` (indices into self.ops) may be given, for tests.
+
+        Two implementations of the same round, equal image for image (tests check it): on CUDA
+        (or with ``static=True``) every op of the set is computed on the whole batch and each
+        image keeps its own op's result by a mask, so the round has static shapes and never
+        waits on the device (no unique / nonzero: a CUDA graph can hold it); elsewhere each op
+        runs on its own images only, which costs ~1/len(ops) of the work where a host sync is free."""
         b, device = len(x), x.device
         if ops is None:
             ops = torch.randint(len(self.ops), (b,), generator=generator, device=device)
         m, strength = self._magnitudes(b, generator, device)
         partner = torch.randint(b, (b,), generator=generator, device=device)
+        static = self.static if self.static is not None else x.is_cuda
+        round_fn = self._round_static if static else self._round_by_op
+        return round_fn(x, ops, m, strength, partner)
+
+    def _colour(self, name: str, x: torch.Tensor, m: torch.Tensor, strength: torch.Tensor,
+                partner_x: torch.Tensor) -> torch.Tensor:
+        if name == "sample_pairing":
+            w = (MAX_SAMPLE_PAIRING * strength).view(-1, 1, 1, 1)
+            return (1 - w) * x + w * partner_x
+        return COLOUR_OPS[name](x, strength if name in UNSIGNED else m)
+
+    def _warp(self, x: torch.Tensor, ops: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        matrices = _affine_matrices(ops, m, self.ops, x.shape[2], x.shape[3])
+        fill = torch.full((x.shape[1],), FILL, device=x.device, dtype=x.dtype)
+        return warp_affine(x, matrices, (x.shape[2], x.shape[3]), padding_mode="fill", fill_value=fill,
+                           align_corners=True)
+
+    def _round_static(self, x, ops, m, strength, partner):
+        out = x
+        partner_x = x[partner]
+        for k, name in enumerate(self.ops):
+            if name not in GEOMETRIC:
+                chosen = (ops == k).view(-1, 1, 1, 1)
+                out = torch.where(chosen, self._colour(name, x, m, strength, partner_x), out)
+        if any(name in GEOMETRIC for name in self.ops):  # one warp of the whole batch for all geometric ops
+            geometric = self._geometric_mask(x.device)[ops]
+            out = torch.where(geometric.view(-1, 1, 1, 1), self._warp(x, ops, m), out)
+        return out
+
+    def _geometric_mask(self, device) -> torch.Tensor:
+        """Which ops of the set are geometric, on ``device``; built once (a host-to-device copy
+        inside a captured step would be a sync)."""
+        if self._geometric is None or self._geometric.device != device:
+            self._geometric = torch.tensor([n in GEOMETRIC for n in self.ops], device=device)
+        return self._geometric
+
+    def _round_by_op(self, x, ops, m, strength, partner):
         out = x.clone()
-        present = set(torch.unique(ops).tolist())  # one device sync per round
+        present = set(torch.unique(ops).tolist())  # one host sync per round: free on the CPU
         for k in present:
             name = self.ops[k]
             if name in GEOMETRIC:
                 continue
             idx = (ops == k).nonzero().squeeze(1)
-            if name == "sample_pairing":
-                w = (MAX_SAMPLE_PAIRING * strength[idx]).view(-1, 1, 1, 1)
-                out[idx] = (1 - w) * x[idx] + w * x[partner[idx]]
-            elif name in UNSIGNED:
-                out[idx] = COLOUR_OPS[name](x[idx], strength[idx])
-            else:
-                out[idx] = COLOUR_OPS[name](x[idx], m[idx])
+            out[idx] = self._colour(name, x[idx], m[idx], strength[idx], x[partner[idx]])
         if any(self.ops[k] in GEOMETRIC for k in present):
-            geometric = torch.tensor([n in GEOMETRIC for n in self.ops], device=device)[ops]
-            idx = geometric.nonzero().squeeze(1)
-            matrices = _affine_matrices(ops[idx], m[idx], self.ops, x.shape[2], x.shape[3])
-            fill = torch.full((x.shape[1],), FILL, device=device, dtype=x.dtype)
-            out[idx] = warp_affine(x[idx], matrices, (x.shape[2], x.shape[3]), padding_mode="fill",
-                                   fill_value=fill, align_corners=True)
+            idx = self._geometric_mask(x.device)[ops].nonzero().squeeze(1)
+            out[idx] = self._warp(x[idx], ops[idx], m[idx])
         return out
 
     def __repr__(self) -> str:

@@ -160,7 +160,8 @@ class Trainer:
         self.method.labeled_pool = LabeledPool(self.stream.x_l, self.stream.y_l, self.views.eval, self.views.labeled,
                                                list(self.split.labeled))
         self.step = 0
-        self.elapsed = 0.0
+        self.elapsed = 0.0  # seconds of training steps, over every process of the run
+        self.wall = 0.0     # seconds in fit(), evaluations and checkpoints included, over every process
         self.history: List[dict] = []
         self.writer = None
 
@@ -194,6 +195,7 @@ class Trainer:
         return {
             "step": self.step,
             "elapsed": self.elapsed,
+            "wall": self.wall,
             "config": self.config.to_dict(),
             "split_labeled": torch.tensor(self.split.labeled),
             "method": self.method.state_dict(),
@@ -227,6 +229,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
+        self.wall = float(state.get("wall", state["elapsed"]))  # checkpoints before 2026-12 lack it
 
     def _prepare_out(self, resume: bool) -> None:
         out = self.config.out
@@ -304,7 +307,8 @@ class Trainer:
         counts: Dict[str, int] = {}
         last: Dict[str, float] = {}
         start_step = self.step
-        started = time.perf_counter()
+        started = fit_started = time.perf_counter()
+        wall_before = self.wall
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=cfg.method, leave=False)
         while self.step < cfg.steps:
             logs = self.method.step(self.stream.next())
@@ -330,6 +334,8 @@ class Trainer:
                 last = {"step": self.step, **self.evaluate(), "train": train_logs,
                         "lr": {k: s.get_last_lr()[0] for k, s in self.schedulers.items()},
                         "elapsed_s": round(self.elapsed, 3)}
+                self.wall = wall_before + time.perf_counter() - fit_started
+                last["wall_s"] = round(self.wall, 3)
                 bar.set_postfix(acc=f"{last['test_accuracy']:.3f}", loss=f"{train_logs.get('loss', 0.0):.3f}")
                 self._log(last)
                 if cfg.out is not None:
