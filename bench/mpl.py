@@ -57,6 +57,7 @@ PROBLEMS = {  # name -> the dataset flags of the command line, and the validatio
     "fmnist_noise40": ({"dataset": "fashion_mnist", "num_labeled": 60000, "label_noise": 0.4}, 0),
 }
 FEATURE_STRONG_NOISE = 0.15  # compare mode, feature data only: the strong view FixMatch and UDA need
+FEATURE_DATASETS = ("digits", "wine", "breast_cancer")
 
 MPL = "meta_pseudo_labels"
 ABLATION = {  # name -> (method, method options)
@@ -77,19 +78,33 @@ ABLATION = {  # name -> (method, method options)
     "reduced_mpl": ("reduced_mpl", {}),
     "reduced_mpl large_teacher_steps=0.25": ("reduced_mpl", {"large_teacher_steps": 0.25}),
     "reduced_mpl large_teacher_steps=0.75": ("reduced_mpl", {"large_teacher_steps": 0.75}),
-    # MixMatch: its CIFAR-10 values (alpha 0.75, lambda_u 75) against a gentler mixup and a lighter L2 term
+    # MixMatch and ReMixMatch: the paper's mixup and unlabeled weight against gentler ones (every
+    # row names both values, so rows stay meaningful when the defaults change)
     "mixmatch": ("mixmatch", {}),
-    "mixmatch unlabeled_weight=25": ("mixmatch", {"unlabeled_weight": 25.0}),
-    "mixmatch unlabeled_weight=10": ("mixmatch", {"unlabeled_weight": 10.0}),
-    "mixmatch mixup_alpha=0.3": ("mixmatch", {"mixup_alpha": 0.3}),
-    "mixmatch mixup_alpha=0.3 unlabeled_weight=25": ("mixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 25.0}),
-    "mixmatch mixup_alpha=0.1": ("mixmatch", {"mixup_alpha": 0.1}),
     "remixmatch": ("remixmatch", {}),
-    "remixmatch mixup_alpha=0.3": ("remixmatch", {"mixup_alpha": 0.3}),
-    "remixmatch mixup_alpha=0.1": ("remixmatch", {"mixup_alpha": 0.1}),
+    "mixmatch mixup_alpha=0.75 unlabeled_weight=75 (defaults before 2026-12-02)": ("mixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 75.0}),
+    "mixmatch mixup_alpha=0.75 unlabeled_weight=25": ("mixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 25.0}),
+    "mixmatch mixup_alpha=0.75 unlabeled_weight=10": ("mixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 10.0}),
+    "mixmatch mixup_alpha=0.75 unlabeled_weight=3": ("mixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 3.0}),
+    "mixmatch mixup_alpha=0.3 unlabeled_weight=75": ("mixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 75.0}),
+    "mixmatch mixup_alpha=0.3 unlabeled_weight=25": ("mixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 25.0}),
+    "mixmatch mixup_alpha=0.3 unlabeled_weight=10": ("mixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 10.0}),
+    "mixmatch mixup_alpha=0.3 unlabeled_weight=3": ("mixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 3.0}),
+    "mixmatch mixup_alpha=0.1 unlabeled_weight=75": ("mixmatch", {"mixup_alpha": 0.1, "unlabeled_weight": 75.0}),
+    "remixmatch mixup_alpha=0.75 unlabeled_weight=1.5 (defaults before 2026-12-02)": ("remixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 1.5}),
+    "remixmatch mixup_alpha=0.3 unlabeled_weight=1.5": ("remixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 1.5}),
+    "remixmatch mixup_alpha=0.1 unlabeled_weight=1.5": ("remixmatch", {"mixup_alpha": 0.1, "unlabeled_weight": 1.5}),
+    "remixmatch mixup_alpha=0.1 unlabeled_weight=0.5": ("remixmatch", {"mixup_alpha": 0.1, "unlabeled_weight": 0.5}),
+    "remixmatch mixup_alpha=0.75 unlabeled_weight=1.5 rotation_weight=0": ("remixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 1.5, "rotation_weight": 0.0}),
+    "remixmatch mixup_alpha=0.3 unlabeled_weight=1.5 rotation_weight=0": ("remixmatch", {"mixup_alpha": 0.3, "unlabeled_weight": 1.5, "rotation_weight": 0.0}),
+    "remixmatch mixup_alpha=0.1 unlabeled_weight=0.5 unmixed_weight=0.17 rotation_weight=0.17": ("remixmatch", {"mixup_alpha": 0.1, "unlabeled_weight": 0.5, "unmixed_weight": 0.17, "rotation_weight": 0.17}),
+    "remixmatch mixup_alpha=0.1 unlabeled_weight=0 (unmixed only)": ("remixmatch", {"mixup_alpha": 0.1, "unlabeled_weight": 0.0}),
     "online_pseudo_label": ("online_pseudo_label", {}),
-    "online_pseudo_label mixup_alpha=0.3": ("online_pseudo_label", {"mixup_alpha": 0.3}),
-    "online_pseudo_label mixup_alpha=0.1": ("online_pseudo_label", {"mixup_alpha": 0.1}),
+    "online_pseudo_label labels=soft mixup_alpha=1 (defaults before 2026-12-02)": ("online_pseudo_label", {"labels": "soft", "mixup_alpha": 1.0}),
+    "online_pseudo_label labels=soft mixup_alpha=0.3": ("online_pseudo_label", {"labels": "soft", "mixup_alpha": 0.3}),
+    "online_pseudo_label labels=soft mixup_alpha=0.1": ("online_pseudo_label", {"labels": "soft", "mixup_alpha": 0.1}),
+    "online_pseudo_label labels=soft mixup_alpha=0": ("online_pseudo_label", {"labels": "soft", "mixup_alpha": 0.0}),
+    "online_pseudo_label labels=hard mixup_alpha=0": ("online_pseudo_label", {"labels": "hard", "mixup_alpha": 0.0}),
     # Label Propagation's graph and schedule (Iscen et al. use k = 50 on 50,000 CIFAR images)
     "label_propagation": ("label_propagation", {}),
     "label_propagation k=10": ("label_propagation", {"k": 10}),
@@ -108,23 +123,30 @@ COMPARE = {
     "reduced_mpl": ("reduced_mpl", {}),
     "reduced_mpl large_teacher_steps=0.25": ("reduced_mpl", {"large_teacher_steps": 0.25}),
     "reduced_mpl large_teacher_steps=0.75": ("reduced_mpl", {"large_teacher_steps": 0.75}),
-    # the survey's methods (issue 12), defaults as registered
+    # the survey's methods, defaults as registered; the rows before a change of defaults name the old values
     "mixmatch": ("mixmatch", {}),
+    "mixmatch mixup_alpha=0.75 unlabeled_weight=75 (defaults before 2026-12-02)": (
+        "mixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 75.0}),
     "remixmatch": ("remixmatch", {}),
+    "remixmatch mixup_alpha=0.75 unlabeled_weight=1.5 (defaults before 2026-12-02)": (
+        "remixmatch", {"mixup_alpha": 0.75, "unlabeled_weight": 1.5}),
     "online_pseudo_label": ("online_pseudo_label", {}),
+    "online_pseudo_label labels=soft mixup_alpha=1 (defaults before 2026-12-02)": (
+        "online_pseudo_label", {"labels": "soft", "mixup_alpha": 1.0}),
     "label_propagation": ("label_propagation", {}),
     "divide_mix": ("divide_mix", {}),
     "distillation": ("distillation", {}),
 }
 
 
-def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str, options: dict) -> dict:
+def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str, options: dict,
+        feature_noise: bool = False) -> dict:
     flags, validation_size = PROBLEMS[problem]
     config = TrainConfig(method=method, steps=steps, seed=seed, method_options=options, eval_every=0,
                          device="cpu", progress=False, **flags)
     if mode == "ablation":
         config.validation_size = validation_size
-    if mode == "compare" and flags["dataset"] in ("digits", "wine", "breast_cancer"):
+    if (mode == "compare" or feature_noise) and flags["dataset"] in FEATURE_DATASETS:
         config.strong_noise = FEATURE_STRONG_NOISE
         if METHODS.get(method).second_view:  # MixMatch's two augmentations: the same noise on feature data
             config.input_noise = FEATURE_STRONG_NOISE
@@ -179,6 +201,8 @@ def main() -> None:
     parser.add_argument("--best", nargs="+", default=[], metavar="KEY=VALUE",
                         help="compare: MPL options chosen on the ablation's validation split (adds a row)")
     parser.add_argument("--threads", type=int, help="torch threads (1 lets two benchmarks share 2 cores)")
+    parser.add_argument("--feature-noise", action="store_true",
+                        help="ablation on feature data: the compare mode's views (strong and input noise)")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     if args.threads:
@@ -195,15 +219,18 @@ def main() -> None:
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     done = read_results(RESULTS)
 
-    def mine(r):
-        return r["mode"] == args.mode and r["problem"] == args.problem and r["steps"] == args.steps
+    noised = (args.mode == "compare" or args.feature_noise) and PROBLEMS[args.problem][0]["dataset"] in FEATURE_DATASETS
+
+    def mine(r):  # rows of this mode, problem and length, with the same views (ablations with and without noise)
+        return (r["mode"] == args.mode and r["problem"] == args.problem and r["steps"] == args.steps
+                and (r["config"]["strong_noise"] is not None) == noised)
 
     if not args.table_only:
         for seed in args.seeds:
             for label, (method, options) in plan.items():
                 if any(mine(r) and r["label"] == label and r["seed"] == seed for r in done):
                     continue
-                row = run(args.mode, args.problem, args.steps, seed, label, method, options)
+                row = run(args.mode, args.problem, args.steps, seed, label, method, options, args.feature_noise)
                 record_result(RESULTS, row)
                 done.append(row)
     rows = [r for r in done if mine(r) and r["label"] in plan and r["seed"] in args.seeds]
