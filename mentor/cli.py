@@ -95,6 +95,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--channels-last", dest="channels_last", action="store_const", const=True, help="default: on for CUDA")
     add("--no-channels-last", dest="channels_last", action="store_const", const=False)
     add("--compile", action="store_const", const=True, help="torch.compile the models")
+    add("--capture", action="store_const", const=True,
+        help="compile the whole step (loss, backward, optimizer) into static graphs, CUDA graphs on a GPU; "
+             "for methods whose step has no host-side logic (see README)")
     add("--tensorboard", action="store_const", const=True, help="also log to OUT/tensorboard")
     add("--device", help="auto, cpu, cuda, cuda:1, ...")
     add("--hp", nargs="*", metavar="KEY=VALUE", help="method hyper-parameters, e.g. feedback=cosine")

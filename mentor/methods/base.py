@@ -91,6 +91,10 @@ class Method:
     # Offset of the seed of device_generator, so that methods draw their own views from
     # streams of their own (kept per method: it fixes the draws of their recorded benchmarks).
     view_seed_offset: int = 0
+    # Whether --capture may compile this method's loss and optimizer steps into static graphs:
+    # true only where a step has no host-side logic (no phase, ramp or schedule read from
+    # step_index, no data-dependent Python branch), so one graph serves every step.
+    capturable: bool = False
 
     def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
         self.num_classes = num_classes

@@ -22,6 +22,7 @@ from .base import Method, StepOutput, fused_forward
 class FixMatch(Method):
     name = "fixmatch"
     strong_view = "required"
+    capturable = True  # one loss, no phase or ramp: the step is the same graph every time
     # The conformance suite trains a few steps only: no prediction reaches 0.95 by then.
     smoke_hparams = {"threshold": 0.0}
 

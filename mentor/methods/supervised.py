@@ -12,6 +12,7 @@ class Supervised(Method):
     name = "supervised"
     uses_unlabeled = False
     strong_view = "unused"
+    capturable = True  # one loss, no phase or ramp: the step is the same graph every time
 
     def __init__(self, model_factory, num_classes, seed=0, label_smoothing: float = 0.0):
         super().__init__(model_factory, num_classes, seed)

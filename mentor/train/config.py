@@ -12,7 +12,7 @@ OPTIMIZERS = ("sgd", "nesterov", "adam")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 # Settings that may differ between a run and its resumption without changing the trajectory.
-RESUME_FREE = ("out", "progress", "device", "eval_every", "tensorboard", "compile", "median_of", "preset")
+RESUME_FREE = ("out", "progress", "device", "eval_every", "tensorboard", "compile", "capture", "median_of", "preset")
 
 
 @dataclass
@@ -53,6 +53,8 @@ class TrainConfig:
     precision: str = "auto"              # auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16
     channels_last: Optional[bool] = None  # None: on for images on CUDA
     compile: bool = False                # torch.compile the models
+    capture: bool = False                # compile the method's loss (forward + backward) and optimizer steps as
+                                         # static graphs; on CUDA replayed as CUDA graphs (mode reduce-overhead)
     tensorboard: bool = False            # also log to OUT/tensorboard
     preset: Optional[str] = None         # the recipe this config started from (recorded only)
     seed: int = 0

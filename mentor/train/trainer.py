@@ -139,12 +139,16 @@ class Trainer:
         self.method.configure_optimizers(partial(make_optimizer, config))
         self.method.num_unlabeled = len(self.split.unlabeled)
         self.method.setup(config.steps)
+        if config.capture:  # before the schedulers: they keep each rate's tensor as its initial value
+            self._tensor_learning_rates()
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(
                 opt, partial(lr_multiplier, total_steps=config.steps, schedule=config.schedule,
                              warmup_steps=config.warmup_steps))
             for name, opt in self.method.scheduled_optimizers().items()
         }
+        if config.capture:
+            self._capture()
         self.ema = None
         if config.ema_decay is not None:
             # Parameters and BN buffers are both averaged (use_buffers=True), explicitly.
@@ -164,6 +168,30 @@ class Trainer:
         self.wall = 0.0     # seconds in fit(), evaluations and checkpoints included, over every process
         self.history: List[dict] = []
         self.writer = None
+
+    def _capture(self) -> None:
+        """--capture: the method's loss (forward, and through AOTAutograd its backward) and each
+        optimizer step compiled into static graphs, which torch.compile's reduce-overhead mode
+        replays as CUDA graphs on a GPU (on the CPU: inductor kernels, the same numbers as eager
+        within float rounding; tests/test_capture.py). Learning rates become device tensors the
+        scheduler fills in place, so a new rate is new data, not a new graph."""
+        method = self.method
+        if not type(method).capturable:
+            from ..registry import METHODS
+            able = sorted(name for name in METHODS.names() if METHODS.get(name).capturable)
+            raise ConfigError(f"--capture: method {self.config.method!r} decides on the host inside its step "
+                              f"(phases, ramps or data-dependent branches), which one static graph cannot hold; "
+                              f"capturable methods: {', '.join(able)}")
+        mode = "reduce-overhead" if self.device.type == "cuda" else None
+        method.loss = torch.compile(method.loss, mode=mode)
+        for optimizer in method.optimizers.values():  # after the schedulers, which wrap step() themselves
+            optimizer.step = torch.compile(optimizer.step, mode=mode)
+
+    def _tensor_learning_rates(self) -> None:
+        for optimizer in self.method.optimizers.values():
+            for group in optimizer.param_groups:
+                if not torch.is_tensor(group["lr"]):
+                    group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
 
     def _make_views(self):
         ds, cfg = self.dataset, self.config
@@ -222,6 +250,8 @@ class Trainer:
             if self.ema is not None:
                 self.ema.load_state_dict(state["ema"])
             self.stream.load_state_dict(state["stream"])
+            if self.config.capture:  # a checkpoint of an eager run holds float rates
+                self._tensor_learning_rates()
         except (KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"checkpoint does not match this run: {exc}") from None
         torch.set_rng_state(state["torch_rng"])
@@ -332,7 +362,7 @@ class Trainer:
                 self.elapsed += time.perf_counter() - started
                 started = time.perf_counter()
                 last = {"step": self.step, **self.evaluate(), "train": train_logs,
-                        "lr": {k: s.get_last_lr()[0] for k, s in self.schedulers.items()},
+                        "lr": {k: float(s.get_last_lr()[0]) for k, s in self.schedulers.items()},
                         "elapsed_s": round(self.elapsed, 3)}
                 self.wall = wall_before + time.perf_counter() - fit_started
                 last["wall_s"] = round(self.wall, 3)
