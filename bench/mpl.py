@@ -107,11 +107,11 @@ ABLATION = {  # name -> (method, method options)
     "online_pseudo_label labels=hard mixup_alpha=0": ("online_pseudo_label", {"labels": "hard", "mixup_alpha": 0.0}),
     # Label Propagation's graph and schedule (Iscen et al. use k = 50 on 50,000 CIFAR images)
     "label_propagation": ("label_propagation", {}),
+    "label_propagation k=50 (defaults before 2026-12-02)": ("label_propagation", {"k": 50}),
     "label_propagation k=10": ("label_propagation", {"k": 10}),
     "label_propagation k=20": ("label_propagation", {"k": 20}),
-    "label_propagation start_steps=0.1": ("label_propagation", {"start_steps": 0.1}),
-    "label_propagation start_steps=0.5": ("label_propagation", {"start_steps": 0.5}),
-    "label_propagation unlabeled_weight=3": ("label_propagation", {"unlabeled_weight": 3.0}),
+    "label_propagation k=50 start_steps=0.5": ("label_propagation", {"k": 50, "start_steps": 0.5}),
+    "label_propagation k=50 unlabeled_weight=3": ("label_propagation", {"k": 50, "unlabeled_weight": 3.0}),
 }
 COMPARE = {
     "supervised": ("supervised", {}),
@@ -134,6 +134,7 @@ COMPARE = {
     "online_pseudo_label labels=soft mixup_alpha=1 (defaults before 2026-12-02)": (
         "online_pseudo_label", {"labels": "soft", "mixup_alpha": 1.0}),
     "label_propagation": ("label_propagation", {}),
+    "label_propagation k=50 (defaults before 2026-12-02)": ("label_propagation", {"k": 50}),
     "divide_mix": ("divide_mix", {}),
     "distillation": ("distillation", {}),
 }
