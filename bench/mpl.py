@@ -136,6 +136,8 @@ COMPARE = {
     "label_propagation": ("label_propagation", {}),
     "label_propagation k=50 (defaults before 2026-12-02)": ("label_propagation", {"k": 50}),
     "divide_mix": ("divide_mix", {}),
+    "divide_mix mixup_alpha=4 unlabeled_weight=25 (defaults before 2026-12-02)": (
+        "divide_mix", {"mixup_alpha": 4.0, "unlabeled_weight": 25.0}),
     "distillation": ("distillation", {}),
 }
 
