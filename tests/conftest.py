@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mentor.data import ArrayDataset
 from mentor.registry import METHODS
@@ -41,3 +42,19 @@ def tiny_config(method, out=None, **overrides):
 @pytest.fixture(autouse=True)
 def _single_thread():
     torch.set_num_threads(1)
+
+
+class HostReads(TorchDispatchMode):
+    """Records aten ops that read device values on the host or give data-dependent shapes:
+    each one is a device sync on CUDA and cannot live in a CUDA graph."""
+    SYNCING = {"_local_scalar_dense", "nonzero", "unique", "_unique", "_unique2", "unique_dim",
+               "unique_consecutive", "masked_select", "is_nonzero", "equal"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.SYNCING:
+            self.seen.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))

@@ -6,6 +6,7 @@ import torch
 from mentor.augment import OP_SETS, ImageViews, RandAugment, cutout, flip_and_translate, mixup
 from mentor.augment.images import COLOUR_OPS, GEOMETRIC, FILL
 from mentor.errors import ConfigError
+from conftest import HostReads
 
 
 def gen(seed=0):
@@ -123,22 +124,6 @@ def test_mpl_op_set_numbers_are_documented():
 
 
 # --- the static, sync-free round (the CUDA path) ------------------------------------------
-class HostReads(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records aten ops that read device values on the host or give data-dependent shapes:
-    each one is a device sync on CUDA and cannot live in a CUDA graph."""
-    SYNCING = {"_local_scalar_dense", "nonzero", "unique", "_unique", "_unique2", "unique_dim",
-               "unique_consecutive", "masked_select", "is_nonzero", "equal"}
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket.__name__ in self.SYNCING:
-            self.seen.append(func.overloadpacket.__name__)
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("op_set", sorted(OP_SETS))
 @pytest.mark.parametrize("magnitude", [None, 0.6])
 def test_static_round_equals_the_per_op_round(op_set, magnitude):

@@ -1,9 +1,14 @@
-"""--capture: the compiled, static-graph step gives the numbers of the eager step (the reference)."""
+"""--capture and the sync-free step: the compiled, static-graph step gives the numbers of the eager
+step (the reference); the EMA update reads nothing on the host."""
 import pytest
 import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from conftest import HostReads
 from mentor.errors import ConfigError
 from mentor.train import TrainConfig, Trainer
+from mentor.train.ema import SyncFreeEMA
 
 
 def config(**overrides):
@@ -39,3 +44,46 @@ def test_captured_step_equals_eager_step():
 def test_capture_refuses_methods_with_host_logic():
     with pytest.raises(ConfigError, match="--capture: method 'mixmatch'.*capturable methods: fixmatch, supervised"):
         Trainer(config(method="mixmatch", method_options={}, input_noise=0.15, capture=True))
+
+
+def test_sync_free_ema_equals_averaged_model_and_reads_nothing_after_the_first_update():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    ema = SyncFreeEMA(model, 0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(5):
+        loss = model(torch.randn(16, 4)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        reference.update_parameters(model)
+        with HostReads() as reads:
+            ema.update_parameters(model)
+        assert reads.seen == (["_local_scalar_dense"] if step in (0, 3) else [])  # the count, read once
+        if step == 2:  # a checkpoint round trip: the count comes back from the state
+            state = ema.state_dict()
+            ema = SyncFreeEMA(model, 0.9)
+            ema.load_state_dict(state)
+    for (key, want), (_, got) in zip(reference.state_dict().items(), ema.state_dict().items()):
+        assert torch.equal(got, want), key
+    with HostReads() as reads:  # the guard can fail: the parent reads the count on every update
+        reference.update_parameters(model)
+    assert reads.seen
+
+
+def test_a_fixmatch_step_on_images_reads_nothing_on_the_host():
+    """Views (with the static RandAugment round a GPU uses), forward, losses, backward, optimizer,
+    schedule and EMA: after the EMA's one read of its count, no step waits on the device."""
+    from test_image_training import image_config, tiny_images
+
+    trainer = Trainer(image_config("fixmatch", ema_decay=0.9, eval_every=0, steps=20), dataset=tiny_images())
+    trainer.views.randaugment.static = True
+    trainer.ema.update_parameters(trainer.method.eval_model())
+    for _ in range(3):
+        with HostReads() as reads:
+            trainer.method.step(trainer.stream.next())
+            for scheduler in trainer.schedulers.values():
+                scheduler.step()
+            trainer.ema.update_parameters(trainer.method.eval_model())
+        assert reads.seen == []

@@ -67,9 +67,18 @@ class SemiSupervisedStream:
         self.labeled = IndexStream(len(x_l), batch_size, self.index_generator)
         self.unlabeled = IndexStream(len(x_u), unlabeled_batch_size, self.index_generator)
 
+    @staticmethod
+    def _to(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Host indices to the data's device. To a GPU they go from pinned memory without
+        blocking: a plain copy from pageable memory waits for the device's queued work, a sync
+        per step (the same indices either way)."""
+        if device.type != "cuda":
+            return indices.to(device)
+        return indices.pin_memory().to(device, non_blocking=True)
+
     def next(self) -> Batch:
-        il = self.labeled.next().to(self.x_l.device)
-        iu = self.unlabeled.next().to(self.x_u.device)
+        il = self._to(self.labeled.next(), self.x_l.device)
+        iu = self._to(self.unlabeled.next(), self.x_u.device)
         g = self.view_generator
         x_l, x_u = self.x_l[il], self.x_u[iu]
         batch = Batch(self.views.labeled(x_l, g), self.y_l[il], self.views.weak(x_u, g), None, iu)

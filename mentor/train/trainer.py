@@ -21,7 +21,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..augment import FeatureViews, ImageViews, RandAugment, channel_stats
@@ -34,6 +33,7 @@ from ..methods.base import LabeledPool, UnlabeledPool
 from ..models import ModelFactory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
+from .ema import SyncFreeEMA
 from .schedule import lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
@@ -151,9 +151,8 @@ class Trainer:
             self._capture()
         self.ema = None
         if config.ema_decay is not None:
-            # Parameters and BN buffers are both averaged (use_buffers=True), explicitly.
-            self.ema = AveragedModel(self.method.eval_model(), multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
-                                     use_buffers=True)
+            # Parameters and BN buffers are both averaged, with no device read per update.
+            self.ema = SyncFreeEMA(self.method.eval_model(), config.ema_decay)
         if config.compile:
             for model in self.method.models.values():
                 model.compile()
