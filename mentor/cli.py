@@ -1,4 +1,4 @@
-"""The ``mentor`` command: methods, presets, train, eval, pseudo-label, noisy-student, demo."""
+"""The ``mentor`` command: methods, presets, train, eval, predict, export, pseudo-label, noisy-student, demo."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,8 @@ import sys
 from typing import List, Optional
 
 from .errors import ConfigError, MentorError
+
+MODEL_CHOICES = ("auto", "student", "ema", "teacher")  # mentor.inference.MODEL_CHOICES, without importing torch
 
 
 def parse_value(text: str):
@@ -48,9 +50,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--preset", help="a recipe (see `mentor presets`); flags given here override it")
     add("--method", help=f"see `mentor methods` (default {d.method})")
-    add("--dataset", help="two_moons, digits, wine, breast_cancer, npz, cifar10, cifar100, svhn, mnist, fashion_mnist, image_folder")
-    add("--data-path", help="the dataset's file or folder (npz file, CIFAR archive folder, image folder, ...)")
-    add("--num-labeled", type=int, help=f"labeled examples (default {d.num_labeled})")
+    add("--dataset", help="two_moons, digits, wine, breast_cancer, table, npz, cifar10, cifar100, svhn, mnist, "
+        "fashion_mnist, image_folder")
+    add("--data-path", help="the dataset's file or folder (CSV / Parquet table, npz file, CIFAR archive folder, ...)")
+    add("--target", help="--dataset table: the column of class labels (empty cells: unlabeled rows)")
+    add("--test-path", help="--dataset table: a table of labeled test rows (default: a seeded stratified 20%% "
+        "of the labeled rows, saved in split.json)")
+    add("--num-labeled", type=int, help=f"labeled examples, N/C per class (default {d.num_labeled}; "
+        "--dataset table: every labeled row); 0 = every labeled training example")
     add("--split", choices=PROTOCOLS, help="balanced: seeded N/C per class (default); "
         "mpl: MPL appendix C.1, skip 5,000 then take N (official file order only)")
     add("--validation-size", type=int,
@@ -123,7 +130,12 @@ def config_from_args(args) -> "TrainConfig":
         if flag in given:
             options = parse_options(given.pop(flag), "--" + flag.replace("_", "-"))
             settings[key] = {**settings.get(key, {}), **options}
+    for flag in ("target", "test_path"):  # the table dataset's own options, as flags
+        if flag in given:
+            settings["dataset_options"] = {**settings.get("dataset_options", {}), flag: given.pop(flag)}
     settings.update(given)
+    if settings.get("dataset") == "table" and "num_labeled" not in settings:
+        settings["num_labeled"] = 0  # a table's labels are the user's own: train on all of them
     return TrainConfig(**settings)
 
 
@@ -161,6 +173,24 @@ def cmd_eval(args) -> int:
 
     trainer = load_run(args.run_dir, device=args.device)
     print(json.dumps({"step": trainer.step, **trainer.evaluate()}, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import load_model, read_inputs, write_predictions
+
+    predictor = load_model(args.run_dir, model=args.model, device=args.device)
+    x = read_inputs(args.data, predictor.spec)
+    n = write_predictions(args.out, predictor, x)
+    print(json.dumps({"rows": n, "model": predictor.which, "classes": predictor.classes_.tolist(), "out": args.out},
+                     indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .inference import export_model
+
+    print(json.dumps(export_model(args.run_dir, args.out, model=args.model), indent=2))
     return 0
 
 
@@ -209,6 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("predict", help="a run's predictions on new inputs, as CSV (class and probabilities)")
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True, help="a table (.csv/.parquet: raw feature columns), .npy or .npz "
+                   "array, or a dataset path of the run's kind (its test split)")
+    p.add_argument("--out", required=True, help="the CSV to write: row, prediction, p_<class> ...")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="auto",
+                   help="student (the method's evaluated model), ema, teacher; auto: the EMA if the run kept one")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("export", help="a self-contained inference file: torch.export (.pt2) or ONNX (.onnx)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="model.pt2 or model.onnx")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="auto")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("pseudo-label", help="a finished run's predictions on an unlabeled pool, in shards on disk")
     p.add_argument("run_dir", help="the teacher: a run folder (its evaluated model labels the pool)")
     p.add_argument("--out", required=True, help="folder for manifest.json and shard-NNNNN.npz")

@@ -1,8 +1,8 @@
 """In-memory datasets and the checks every dataset passes before training starts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import List, Optional
 
 import numpy as np
 
@@ -19,6 +19,11 @@ class ArrayDataset:
     Image metadata: ``hflip`` (False for digits: a mirrored 3 is no digit), ``augment_set``
     (the RandAugment op set, MPL Table 5) and ``ordered`` (the training order is the
     official one, which the ``mpl`` split protocol needs).
+    What a trained model needs to take raw inputs (saved with each run, see mentor.inference):
+    ``class_names`` (label values of the source, class k = class_names[k]), ``feature_columns``
+    (a table's feature columns, in order) and ``feature_scaling`` ({"mean", "std"}: the stored
+    features are (raw - mean) / std). ``source_rows``: which rows of a source file became the
+    training, test and unlabeled examples (saved in split.json).
     """
 
     name: str
@@ -31,6 +36,10 @@ class ArrayDataset:
     hflip: bool = True
     augment_set: str = "cifar"
     ordered: bool = True
+    class_names: Optional[List[str]] = None
+    feature_columns: Optional[List[str]] = None
+    feature_scaling: Optional[dict] = None
+    source_rows: Optional[dict] = None
 
     @property
     def input_shape(self):
@@ -112,15 +121,14 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
         if len(x_unlabeled) and (x_unlabeled.dtype == np.uint8) != (canonical_features(ds.x_train).dtype == np.uint8):
             raise DataError(f"x_unlabeled is {x_unlabeled.dtype} but x_train is {ds.x_train.dtype}: "
                             "give images to both as uint8, or features to both as floats")
-    return ArrayDataset(
-        name=ds.name,
+    if ds.class_names is not None and len(ds.class_names) != ds.num_classes:
+        raise DataError(f"dataset {ds.name!r} names {len(ds.class_names)} classes but has {ds.num_classes}")
+    return replace(
+        ds,
         x_train=canonical_features(ds.x_train),
         y_train=ds.y_train.astype(np.int64, copy=False),
         x_test=canonical_features(ds.x_test),
         y_test=ds.y_test.astype(np.int64, copy=False),
         num_classes=int(ds.num_classes),
         x_unlabeled=x_unlabeled,
-        hflip=ds.hflip,
-        augment_set=ds.augment_set,
-        ordered=ds.ordered,
     )

@@ -23,6 +23,8 @@ class Split:
     # --label-noise: the labeled examples whose label was redrawn, and their noisy labels.
     noisy: List[int] = field(default_factory=list)
     noisy_labels: List[int] = field(default_factory=list)
+    # Datasets read from a file of rows (tables): which rows became train, test and unlabeled.
+    dataset_rows: Optional[dict] = None
 
     def labels(self, y_train: np.ndarray) -> np.ndarray:
         """The labels of the labeled examples as training sees them (noisy where --label-noise put noise)."""
@@ -118,7 +120,8 @@ def mpl_labeled_indices(n: int, num_labeled: int, ordered: bool) -> np.ndarray:
 def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: int,
                unlabeled_pool: str = "all", extra_unlabeled: int = 0, protocol: str = "balanced",
                ordered: bool = True, validation_size: int = 0) -> Split:
-    """Labeled indices by the protocol ("balanced": seeded, N/C per class; "mpl": appendix C.1);
+    """Labeled indices by the protocol ("balanced": seeded, N/C per class, or with num_labeled=0
+    every training example, e.g. a table's labeled rows; "mpl": appendix C.1);
     the unlabeled pool is every training example ("all", as in the papers) or the ones left over
     ("rest"). Indices >= len(y_train) refer to the dataset's extra unlabeled examples.
     validation_size examples are held out of both: class-balanced with their own seed, or, for
@@ -126,15 +129,25 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
     validation = np.zeros(0, dtype=int)
     if validation_size < 0:
         raise DataError(f"validation size must be >= 0, got {validation_size}")
+    if num_labeled < 0:
+        raise DataError(f"--num-labeled must be >= 0 (0: every labeled training example), got {num_labeled}")
     if protocol == "balanced":
         if validation_size:
             validation = balanced_labeled_indices(y_train, validation_size, num_classes, seed + 1_000_003)
-        labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed, exclude=validation)
+        if num_labeled == 0:  # the labels as given (a table's labeled rows): all of them, less validation
+            labeled = np.setdiff1d(np.arange(len(y_train)), validation)
+            missing = sorted(set(range(num_classes)) - set(np.asarray(y_train)[labeled].tolist()))
+            if missing:
+                raise DataError(f"class(es) {missing} have no labeled training example")
+        else:
+            labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed, exclude=validation)
     elif protocol == "mpl":
         if validation_size > MPL_SKIP:
             raise DataError(f"the 'mpl' protocol reserves {MPL_SKIP} images for validation; "
                             f"asked for {validation_size}")
         validation = np.arange(validation_size)
+        if num_labeled == 0:
+            raise DataError("the 'mpl' split labels a number of images after the first 5,000: give --num-labeled N")
         labeled = mpl_labeled_indices(len(y_train), num_labeled, ordered)
     else:
         raise DataError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

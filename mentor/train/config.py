@@ -21,7 +21,7 @@ class TrainConfig:
     dataset: str = "two_moons"
     data_path: Optional[str] = None
     dataset_options: dict = field(default_factory=dict)
-    num_labeled: int = 10
+    num_labeled: int = 10                # 0: every labeled training example (a table's labels as given)
     split: str = "balanced"              # "balanced" (seeded, N/C per class) or "mpl" (MPL appendix C.1)
     unlabeled_pool: str = "all"          # "all" (the papers' default) or "rest"
     validation_size: int = 0             # training examples held out for validation (val_accuracy)
@@ -66,9 +66,11 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.steps <= 0:
             raise ConfigError(f"steps must be positive, got {self.steps}")
-        for name in ("batch_size", "unlabeled_batch_size", "num_labeled"):
+        for name in ("batch_size", "unlabeled_batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_labeled < 0:
+            raise ConfigError(f"num_labeled must be >= 0 (0: every labeled training example), got {self.num_labeled}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.split not in PROTOCOLS:

@@ -31,12 +31,14 @@ from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
 from ..models import ModelFactory
+from ..data.files import write_json_atomically
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from .ema import SyncFreeEMA
 from .schedule import lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
+INFERENCE = "inference.json"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,6 +114,7 @@ class Trainer:
         if config.label_noise:
             add_label_noise(self.split, dataset.y_train, dataset.num_classes, config.label_noise, config.noise_kind,
                             config.resolved_split_seed)
+        self.split.dataset_rows = dataset.source_rows
         x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
         self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
         self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
@@ -279,6 +282,22 @@ class Trainer:
         with open(self._path("config.json"), "w") as f:
             json.dump(self.config.to_dict(), f, indent=2)
         self.split.save(self._path("split.json"))
+        write_json_atomically(self._path(INFERENCE), self.inference_spec())
+
+    def inference_spec(self) -> dict:
+        """What a trained model needs to take raw inputs without the training data: the input
+        shape, classes and their names, and the evaluation transform (image channel statistics,
+        a table's columns and scaling). Written as OUT/inference.json (mentor.inference reads it)."""
+        ds, views = self.dataset, self.views
+        spec = {"format": 1, "dataset": ds.name, "kind": "image" if ds.is_image else "features",
+                "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
+                "class_names": ds.class_names, "feature_columns": ds.feature_columns,
+                "feature_scaling": ds.feature_scaling, "model": self.config.model,
+                "model_options": self.config.model_options}
+        if ds.is_image:
+            spec["image_mean"] = views.mean.flatten().tolist()
+            spec["image_std"] = views.std.flatten().tolist()
+        return spec
 
     def _truncate_metrics(self) -> None:
         """Drop metric lines written after the checkpoint (a kill between the two writes)."""

@@ -1,0 +1,167 @@
+"""Tables: a CSV (or Parquet) file of numeric feature columns and one target column whose empty
+cells (or a chosen marker) mark the unlabeled rows.
+
+    mentor train --dataset table --data-path rows.csv --target species [--test-path test.csv]
+
+Every column other than the target is a feature and must be numeric in every row (no
+imputation: a missing or non-numeric cell is an error naming its column and line). Class
+labels may be any strings or numbers; they are sorted (numerically when every label is a
+number) and kept as the run's class names, so predictions come back in the table's own terms.
+The test split is the --test-path table, or a seeded stratified share (``test_fraction``) of
+the labeled rows; which table rows went where is saved with the run (split.json,
+``dataset_rows``). Features are standardised with the mean and std of the training and
+unlabeled rows (never the test rows); the run keeps that scaling, so `mentor predict` and
+`mentor.load_model` take raw rows. Written with the standard library's csv module; Parquet
+needs pyarrow (``pip install pyarrow``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+from ..registry import DATASETS
+from .arrays import ArrayDataset
+
+
+def read_table(path: str) -> Tuple[List[str], List[List[str]]]:
+    """(header, rows of cells as strings) of a .csv / .tsv or .parquet file."""
+    if not path:
+        raise DataError("dataset 'table' needs --data-path pointing to a .csv or .parquet file")
+    if not os.path.isfile(path):
+        raise DataError(f"table file not found: {path}")
+    if path.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or save the table as CSV") from None
+        table = pq.read_table(path)
+        columns = [["" if v is None else str(v) for v in table.column(i).to_pylist()] for i in range(table.num_columns)]
+        return list(table.column_names), [list(row) for row in zip(*columns)]
+    with open(path, newline="") as f:
+        sample = f.read(65536)
+        f.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        rows = list(csv.reader(f, dialect))
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise DataError(f"{path} is empty: expected a header line and rows")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {line}: {len(row)} cells, but the header has {len(header)} columns")
+    return header, body
+
+
+def _target_index(header: List[str], target: Optional[str], path: str) -> int:
+    if not target:
+        raise DataError(f"dataset 'table' needs --target COLUMN, the column of class labels; {path} has "
+                        f"columns {', '.join(header)}")
+    if target not in header:
+        raise DataError(f"{path} has no column {target!r}; its columns: {', '.join(header)}")
+    return header.index(target)
+
+
+def parse_features(header: List[str], rows: List[List[str]], skip: int, path: str) -> np.ndarray:
+    """float32 (n, columns) from the cells of every column but ``skip``; errors name column and line."""
+    columns = [i for i in range(len(header)) if i != skip]
+    out = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for j, col in enumerate(columns):
+        for r, row in enumerate(rows):
+            cell = row[col].strip()
+            try:
+                out[r, j] = float(cell)
+            except ValueError:
+                what = "is empty (no imputation: fill or drop it)" if not cell else f"holds {cell!r}, not a number"
+                raise DataError(f"{path}, line {r + 2}: column {header[col]!r} {what}; every column but the "
+                                "target must be numeric") from None
+    if not np.isfinite(out).all():
+        r, j = np.argwhere(~np.isfinite(out))[0]
+        raise DataError(f"{path}, line {r + 2}: column {header[columns[j]]!r} is not finite")
+    return out
+
+
+def _class_order(labels: List[str]) -> List[str]:
+    names = sorted(set(labels))
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return names
+
+
+@DATASETS.register("table")
+def load_table(path: Optional[str], seed: int = 0, target: Optional[str] = None, test_path: Optional[str] = None,
+               test_fraction: float = 0.2, unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
+    header, rows = read_table(path)
+    t = _target_index(header, target, path)
+    feature_columns = [h for i, h in enumerate(header) if i != t]
+    if not feature_columns:
+        raise DataError(f"{path} has no feature column besides the target {target!r}")
+    x = parse_features(header, rows, t, path)
+    marker = str(unlabeled_marker).strip()
+    cells = [row[t].strip() for row in rows]
+    labeled_rows = np.array([i for i, c in enumerate(cells) if c and c != marker], dtype=int)
+    unlabeled_rows = np.array([i for i, c in enumerate(cells) if not c or c == marker], dtype=int)
+    if not len(labeled_rows):
+        raise DataError(f"{path}: no row has a label in column {target!r} (empty cells"
+                        f"{f' and {marker!r}' if marker else ''} mark unlabeled rows)")
+    class_names = _class_order([cells[i] for i in labeled_rows])
+    if len(class_names) < 2:
+        raise DataError(f"{path}: the labeled rows hold one class only ({class_names[0]!r}); a classifier needs two")
+    index = {name: k for k, name in enumerate(class_names)}
+    y = np.array([index.get(c, -1) for c in cells], dtype=np.int64)
+    counts = np.bincount(y[labeled_rows], minlength=len(class_names))
+    lonely = [class_names[k] for k in np.flatnonzero(counts < 2)]
+    if lonely:
+        raise DataError(f"{path}: class(es) {', '.join(map(repr, lonely))} have a single labeled row; give each "
+                        "class at least two (one to learn from, one to test on)")
+
+    if test_path:
+        test_header, test_body = read_table(test_path)
+        if test_header != header:
+            raise DataError(f"{test_path} has columns {', '.join(test_header)}; {path} has {', '.join(header)}")
+        x_test = parse_features(header, test_body, t, test_path)
+        test_cells = [row[t].strip() for row in test_body]
+        unknown = sorted({c for c in test_cells if c not in index})
+        if unknown:
+            raise DataError(f"{test_path}: labels {unknown[:5]} are not among the training table's classes "
+                            f"{class_names} (every test row needs a known label)")
+        y_test = np.array([index[c] for c in test_cells], dtype=np.int64)
+        train_rows, test_rows = labeled_rows, np.zeros(0, dtype=int)
+    else:
+        from sklearn.model_selection import train_test_split
+
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        try:
+            train_rows, test_rows = train_test_split(labeled_rows, test_size=test_fraction,
+                                                     stratify=y[labeled_rows], random_state=seed)
+        except ValueError as exc:
+            raise DataError(f"{path}: cannot hold out a stratified test split of {test_fraction:g} of the "
+                            f"{len(labeled_rows)} labeled rows ({exc}); give --test-path or more labeled rows") from None
+        train_rows, test_rows = np.sort(train_rows), np.sort(test_rows)
+        x_test, y_test = x[test_rows], y[test_rows]
+
+    fit_rows = np.concatenate([train_rows, unlabeled_rows])
+    mean, std = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    if standardize:  # on training and unlabeled rows only: the test rows never inform the scaling
+        mean, std = x[fit_rows].mean(axis=0), x[fit_rows].std(axis=0)
+        std[std == 0] = 1.0
+
+    def scale(a):
+        return ((a - mean) / std).astype(np.float32)
+
+    return ArrayDataset(
+        name="table", x_train=scale(x[train_rows]), y_train=y[train_rows], x_test=scale(x_test), y_test=y_test,
+        num_classes=len(class_names), x_unlabeled=scale(x[unlabeled_rows]),
+        class_names=class_names, feature_columns=feature_columns,
+        feature_scaling={"mean": mean.tolist(), "std": std.tolist()},
+        source_rows={"file": os.path.abspath(path), "train": train_rows.tolist(), "test": test_rows.tolist(),
+                     "unlabeled": unlabeled_rows.tolist(), "test_file": os.path.abspath(test_path) if test_path else None},
+    )

@@ -1,0 +1,258 @@
+"""Use a trained run: predict on raw inputs, and export a self-contained inference artifact.
+
+    model = mentor.load_model("runs/fixmatch")           # the run's evaluated model (EMA if it has one)
+    model.predict(x)                                       # class labels, in the dataset's own names
+    model.predict_proba(x)                                 # (n, C) probabilities, columns = model.classes_
+    mentor.export_model("runs/fixmatch", "model.pt2")      # torch.export program, or .onnx
+
+The run folder's inference.json (written at the start of every run) holds what the model
+needs besides its weights: input shape, class names and the evaluation transform (image
+channel statistics, a table's feature columns and scaling). Inputs are raw: a table's
+unscaled feature rows, uint8 images (n, C, H, W) or floats in [0, 1]. For runs made before
+inference.json existed, the run's dataset is loaded once to rebuild it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cli import MODEL_CHOICES  # one list for the command line and the library
+from .errors import CheckpointError, ConfigError, DataError
+from .train.trainer import CHECKPOINT, INFERENCE
+
+
+class Preprocess(nn.Module):
+    """Raw input -> model input: a table's (x - mean) / std, or an image's x / 255 (uint8) then
+    per-channel (x - mean) / std: the run's evaluation transform, as tensors (exportable)."""
+
+    def __init__(self, spec: dict):
+        super().__init__()
+        self.image = spec["kind"] == "image"
+        if self.image:
+            mean, std = spec["image_mean"], spec["image_std"]
+            shape = (1, -1, 1, 1)
+        else:
+            scaling = spec.get("feature_scaling") or {}
+            width = int(np.prod(spec["input_shape"]))
+            mean, std = scaling.get("mean", [0.0] * width), scaling.get("std", [1.0] * width)
+            shape = (1, *spec["input_shape"])
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.image and x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        return (x.float() - self.mean) / self.std
+
+
+class InferenceModel(nn.Module):
+    """Preprocess, then the trained network, then softmax: raw input -> class probabilities."""
+
+    def __init__(self, net: nn.Module, spec: dict):
+        super().__init__()
+        self.preprocess, self.net = Preprocess(spec), net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.net(self.preprocess(x)).float(), dim=-1)
+
+
+class Predictor:
+    """A trained run's model with its evaluation transform. ``classes_``: the label of each
+    probability column (the dataset's class names, or 0..C-1)."""
+
+    def __init__(self, net: nn.Module, spec: dict, which: str, run_dir: str, device: torch.device):
+        self.spec, self.which, self.run_dir, self.device = spec, which, run_dir, device
+        self.module = InferenceModel(net, spec).to(device).eval()
+        names = spec.get("class_names")
+        self.classes_ = np.array(names if names is not None else list(range(spec["num_classes"])))
+
+    @property
+    def input_shape(self):
+        return tuple(self.spec["input_shape"])
+
+    def _as_tensor(self, x) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu()
+        else:
+            a = np.asarray(x)
+            if a.dtype == object or not np.issubdtype(a.dtype, np.number):
+                raise DataError(f"inputs must be numeric, got dtype {a.dtype}")
+            t = torch.from_numpy(np.ascontiguousarray(a if a.dtype == np.uint8 else a.astype(np.float32)))
+        if tuple(t.shape[1:]) != self.input_shape:
+            columns = self.spec.get("feature_columns")
+            detail = f" (columns {', '.join(columns)})" if columns else ""
+            raise DataError(f"the model of {self.run_dir} takes inputs of shape (n, {', '.join(map(str, self.input_shape))})"
+                            f"{detail}; got shape {tuple(t.shape)}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise DataError("inputs hold NaN or infinite values")
+        return t
+
+    @torch.no_grad()
+    def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
+        t = self._as_tensor(x)
+        parts = [self.module(t[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(t), batch_size)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, len(self.classes_)), np.float32)
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        return self.classes_[self.predict_proba(x, batch_size).argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.run_dir!r}, model={self.which!r}, classes={self.classes_.tolist()})"
+
+
+def _read_json(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _choose(models: Dict[str, nn.Module], which: str, run_dir: str):
+    if which == "auto":
+        which = "ema" if "ema" in models else "student"
+    if which not in models:
+        raise ConfigError(f"{run_dir} has no {which!r} model; it has: {', '.join(sorted(models))}")
+    return models[which], which
+
+
+def load_model(run_dir: str, model: str = "auto", device: str = "cpu") -> Predictor:
+    """The run's model ready for raw inputs. ``model``: "student" (the method's evaluated model),
+    "ema" (its moving average, when the run kept one), "teacher" (methods with one), or "auto"
+    (the EMA if there is one, else the student)."""
+    from .methods import create_method
+    from .models import ModelFactory
+    from .train.checkpoint import load_checkpoint
+    from .train.config import TrainConfig
+    from .train.ema import SyncFreeEMA
+
+    path = os.path.join(run_dir, CHECKPOINT)
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"no run folder {run_dir}")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{run_dir} holds no {CHECKPOINT}: is it a finished mentor run?")
+    state = load_checkpoint(path, map_location="cpu")
+    config = TrainConfig.from_dict(state["config"])
+    spec_path = os.path.join(run_dir, INFERENCE)
+    if os.path.exists(spec_path):
+        spec = _read_json(spec_path)
+    else:  # runs from before inference.json: rebuild it from the run's dataset
+        from .train.trainer import load_run
+
+        spec = load_run(run_dir, device="cpu").inference_spec()
+    factory = ModelFactory(config.model, spec["input_shape"], spec["num_classes"], **config.model_options)
+    method = create_method(config.method, factory, spec["num_classes"], seed=config.seed, **config.method_options)
+    try:
+        method.models.load_state_dict(state["method"]["models"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} does not match its own config ({exc})") from None
+    models = {"student": method.eval_model(), **method.eval_models()}
+    if state.get("ema") is not None:
+        ema = SyncFreeEMA(method.eval_model(), config.ema_decay or 0.999)
+        ema.load_state_dict(state["ema"])
+        models["ema"] = ema.module
+    net, which = _choose(models, model, run_dir)
+    return Predictor(net, spec, which, run_dir, torch.device(device))
+
+
+def export_model(run_dir: str, out: str, model: str = "auto") -> dict:
+    """Write ``out`` (.pt2: a torch.export program with the class names inside; .onnx: ONNX) that
+    maps raw inputs to probabilities without mentor. Returns what was written."""
+    from .data.files import write_atomically
+
+    predictor = load_model(run_dir, model)
+    module = predictor.module.cpu().eval()
+    example = torch.zeros((2, *predictor.input_shape),
+                          dtype=torch.uint8 if predictor.spec["kind"] == "image" else torch.float32)
+    meta = {"run": os.path.abspath(run_dir), "model": predictor.which, "classes": predictor.classes_.tolist(),
+            "input_shape": list(predictor.input_shape), "input_dtype": str(example.dtype).replace("torch.", ""),
+            "feature_columns": predictor.spec.get("feature_columns"), "output": "probabilities (n, C)"}
+    batch = torch.export.Dim("batch", min=1)
+    if out.endswith(".pt2"):
+        program = torch.export.export(module, (example,), dynamic_shapes={"x": {0: batch}})
+        write_atomically(out, lambda f: torch.export.save(program, f, extra_files={"mentor.json": json.dumps(meta)}))
+    elif out.endswith(".onnx"):
+        try:
+            import onnx  # noqa: F401  (torch's exporter writes through it)
+        except ImportError:
+            raise ConfigError("exporting .onnx needs the onnx and onnxscript packages (pip install onnx onnxscript); "
+                              ".pt2 needs nothing more") from None
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = os.path.join(tmp, "model.onnx")
+            torch.onnx.export(module, (example,), staged, input_names=["x"], output_names=["probabilities"],
+                              dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False)
+            with open(staged, "rb") as src:
+                data = src.read()
+        write_atomically(out, lambda f: f.write(data))
+        write_atomically(out + ".json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    else:
+        raise ConfigError(f"export to {out!r}: the name must end in .pt2 (torch.export) or .onnx")
+    return {"out": out, **meta}
+
+
+def read_inputs(path: str, spec: dict) -> np.ndarray:
+    """Raw inputs for `mentor predict`: a table (.csv, .tsv, .parquet; a run trained on a table takes
+    its feature columns by name, any other column such as the target is ignored), a .npy array,
+    a .npz archive (its ``x``, else ``x_test``), or the path of the run's own dataset kind (an
+    image folder, a CIFAR archive, ...: its test split)."""
+    from .data.sources import load_dataset
+    from .data.tables import parse_features, read_table
+
+    if not os.path.exists(path):
+        raise DataError(f"input file not found: {path}")
+    if path.endswith((".csv", ".tsv", ".parquet")):
+        header, rows = read_table(path)
+        columns = spec.get("feature_columns")
+        if columns is None:
+            return parse_features(header, rows, -1, path)
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"{path} lacks the model's feature column(s) {', '.join(missing)}; it has {', '.join(header)}")
+        order = [header.index(c) for c in columns]
+        return parse_features(columns, [[row[i] for i in order] for row in rows], -1, path)
+    if path.endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"cannot read {path} as a .npy array: {exc}") from None
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as archive:
+            for key in ("x", "x_test"):
+                if key in archive.files:
+                    return archive[key]
+            raise DataError(f"{path} holds {sorted(archive.files)}; predict reads its 'x' (or 'x_test') array")
+    return load_dataset(spec["dataset"], path).x_test
+
+
+def write_predictions(path: str, predictor: Predictor, x) -> int:
+    """CSV of row, prediction and one probability column per class, written atomically."""
+    import csv
+    import io
+
+    from .data.files import write_atomically
+
+    probs = predictor.predict_proba(x)
+    labels = predictor.classes_[probs.argmax(axis=1)] if len(probs) else []
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["row", "prediction", *[f"p_{c}" for c in predictor.classes_.tolist()]])
+    for i, (label, row) in enumerate(zip(labels, probs)):
+        writer.writerow([i, label, *[f"{p:.6g}" for p in row]])
+    write_atomically(path, lambda f: f.write(text.getvalue().encode()))
+    return len(probs)
+
+
+def load_export(path: str):
+    """(callable raw inputs -> probabilities, metadata) of a .pt2 written by export_model; needs torch only."""
+    extra = {"mentor.json": ""}
+    program = torch.export.load(path, extra_files=extra)
+    return program.module(), json.loads(extra["mentor.json"])
+
+
+__all__ = ["InferenceModel", "Predictor", "export_model", "load_export", "load_model", "read_inputs",
+           "write_predictions"]
