@@ -2,10 +2,11 @@
 from . import data, methods, models  # noqa: F401  (registers built-ins)
 from .errors import CheckpointError, ConfigError, DataError, MentorError
 from .methods import create_method, list_methods
+from .estimator import SemiSupervisedClassifier
 from .inference import export_model, load_export, load_model
 from .train import TrainConfig, Trainer, train
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "MentorError", "TrainConfig", "Trainer",
+__all__ = ["CheckpointError", "ConfigError", "DataError", "MentorError", "SemiSupervisedClassifier", "TrainConfig", "Trainer",
            "create_method", "export_model", "list_methods", "load_export", "load_model", "train", "__version__"]

@@ -1,4 +1,4 @@
-"""The ``mentor`` command: methods, presets, train, eval, predict, export, pseudo-label, noisy-student, demo."""
+"""The ``mentor`` command: methods, presets, train, eval, predict, export, report, pseudo-label, noisy-student, demo."""
 from __future__ import annotations
 
 import argparse
@@ -194,6 +194,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    print(json.dumps(write_report(args.run_dirs, args.out), indent=2))
+    return 0
+
+
 def cmd_pseudo_label(args) -> int:
     from .noisy_student import pseudo_label_run
 
@@ -253,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model.pt2 or model.onnx")
     p.add_argument("--model", choices=MODEL_CHOICES, default="auto")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("report", help="an HTML page and PNGs of runs' curves (accuracy, losses, masks, learning "
+                       "rates) overlaid, and each run's confusion matrix")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="report.html; the PNGs are written beside it")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("pseudo-label", help="a finished run's predictions on an unlabeled pool, in shards on disk")
     p.add_argument("run_dir", help="the teacher: a run folder (its evaluated model labels the pool)")
     p.add_argument("--out", required=True, help="folder for manifest.json and shard-NNNNN.npz")

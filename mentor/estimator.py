@@ -1,0 +1,127 @@
+"""scikit-learn's door: any mentor method as an estimator, fit(X, y) with y == -1 for unlabeled rows.
+
+    from mentor import SemiSupervisedClassifier
+    clf = SemiSupervisedClassifier(method="fixmatch", steps=2000, threshold=0.9)  # method options as keywords
+    clf.fit(X, y)                 # y: labels of any type; -1 (``unlabeled``) marks the unlabeled rows
+    clf.predict(X_new); clf.predict_proba(X_new); clf.score(X_test, y_test)
+
+The convention is scikit-learn's semi-supervised one (LabelSpreading, SelfTrainingClassifier).
+fit trains ``steps`` steps of the method on every labeled row and every unlabeled one (the
+labeled rows join the unlabeled pool too, as in the papers), with the features standardised on
+all rows of X (so ``strong_noise`` and ``input_noise`` are in units of each feature's std).
+Methods that compare two noisy views (MixMatch, the Pi-model, Mean Teacher) get ``input_noise``
+= ``strong_noise`` unless it is given. Keyword arguments that are not parameters below are the
+method's hyper-parameters (``mentor methods``); get_params / set_params include them, so
+GridSearchCV can search them. Nothing is done in __init__; the fitted network and scaling are
+the only state (``model_``, ``classes_``, ``n_features_in_``), and the estimator pickles.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .data import ArrayDataset
+from .errors import ConfigError
+from .registry import METHODS
+
+
+class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
+    def __init__(self, method: str = "fixmatch", model: str = "mlp", steps: int = 1000, batch_size: int = 64,
+                 unlabeled_batch_size: int = 448, lr: float = 0.03, strong_noise: float = 0.15,
+                 input_noise=None, ema_decay=None, model_options=None, unlabeled=-1, random_state: int = 0,
+                 device: str = "cpu", **method_options):
+        self.method = method
+        self.model = model
+        self.steps = steps
+        self.batch_size = batch_size
+        self.unlabeled_batch_size = unlabeled_batch_size
+        self.lr = lr
+        self.strong_noise = strong_noise
+        self.input_noise = input_noise
+        self.ema_decay = ema_decay
+        self.model_options = model_options
+        self.unlabeled = unlabeled
+        self.random_state = random_state
+        self.device = device
+        self._method_options = method_options  # private: scikit-learn's checks allow no other attribute
+
+    # --- parameters: the signature's, plus the method's hyper-parameters given as keywords ---
+    def get_params(self, deep: bool = True) -> dict:
+        return {**super().get_params(deep), **self._method_options}
+
+    def set_params(self, **params):
+        own = set(self._get_param_names())
+        self._method_options = {**self._method_options, **{k: v for k, v in params.items() if k not in own}}
+        return super().set_params(**{k: v for k, v in params.items() if k in own})
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.poor_score = False
+        return tags
+
+    # --- fit / predict ----------------------------------------------------------------------
+    def _split_labels(self, y):
+        y = column_or_1d(y, warn=True)
+        is_unlabeled = np.array([_same(v, self.unlabeled) for v in y], dtype=bool)
+        labeled = y[~is_unlabeled]
+        if len(labeled) == 0:
+            raise ValueError(f"y has no labeled row: every entry is the unlabeled marker {self.unlabeled!r}")
+        check_classification_targets(labeled)
+        return is_unlabeled, labeled
+
+    def fit(self, X, y):
+        from .train import TrainConfig, Trainer
+
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2, y_numeric=False)
+        is_unlabeled, y_labeled = self._split_labels(y)
+        self.classes_, encoded = np.unique(y_labeled, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has 1 class ({self.classes_[0]!r}) among its labeled rows; a classifier needs 2")
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS.names())}")
+        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        x = ((X - self.mean_) / self.scale_).astype(np.float32)
+        x_labeled, x_unlabeled = x[~is_unlabeled], x[is_unlabeled]
+        dataset = ArrayDataset("arrays", x_labeled, encoded.astype(np.int64), x_labeled[:1], encoded[:1].astype(np.int64),
+                               len(self.classes_), x_unlabeled=x_unlabeled)
+        input_noise = self.input_noise
+        if input_noise is None and METHODS.get(self.method).second_view:
+            input_noise = self.strong_noise
+        config = TrainConfig(method=self.method, num_labeled=0, model=self.model, model_options=dict(self.model_options or {}),
+                             method_options=dict(self._method_options), steps=int(self.steps),
+                             batch_size=int(self.batch_size), unlabeled_batch_size=int(self.unlabeled_batch_size),
+                             lr=float(self.lr), strong_noise=self.strong_noise, input_noise=input_noise,
+                             ema_decay=self.ema_decay, eval_every=0, seed=int(self.random_state), device=self.device,
+                             progress=False)
+        trainer = Trainer(config, dataset=dataset)
+        trainer.fit()
+        model = trainer.ema.module if trainer.ema is not None else trainer.method.eval_model()
+        self.model_ = model.to("cpu").eval()
+        return self
+
+    @torch.no_grad()
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        x = torch.as_tensor(((X - self.mean_) / self.scale_).astype(np.float32))
+        parts = [torch.softmax(self.model_(x[i:i + 4096]).float(), dim=-1) for i in range(0, len(x), 4096)]
+        return torch.cat(parts).numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        probs = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is read
+        return self.classes_[probs.argmax(axis=1)]
+
+
+def _same(value, marker) -> bool:
+    """value == marker without numpy's elementwise surprises (strings against -1, NaN markers)."""
+    if isinstance(marker, float) and np.isnan(marker):
+        return isinstance(value, float) and np.isnan(value)
+    try:
+        return bool(value == marker)
+    except (TypeError, ValueError):
+        return False
