@@ -105,6 +105,24 @@ ABLATION = {  # name -> (method, method options)
     "online_pseudo_label labels=soft mixup_alpha=0.1": ("online_pseudo_label", {"labels": "soft", "mixup_alpha": 0.1}),
     "online_pseudo_label labels=soft mixup_alpha=0": ("online_pseudo_label", {"labels": "soft", "mixup_alpha": 0.0}),
     "online_pseudo_label labels=hard mixup_alpha=0": ("online_pseudo_label", {"labels": "hard", "mixup_alpha": 0.0}),
+    # distillation (teacher trained in the run): the learning-rate schedule per phase, the teacher's share and width
+    # (rows before 2026-12-02 had an equal teacher by default: they name teacher_width=1 or the teacher's options)
+    "distillation": ("distillation", {}),
+    "distillation phase_schedule=false": ("distillation", {"teacher_width": 1.0, "phase_schedule": False}),
+    "distillation phase_schedule=true": ("distillation", {"teacher_width": 1.0, "phase_schedule": True}),
+    "distillation phase_schedule=true teacher_steps=0.3": ("distillation", {"teacher_width": 1.0, "phase_schedule": True,
+                                                                            "teacher_steps": 0.3}),
+    "distillation phase_schedule=true teacher_steps=0.7": ("distillation", {"teacher_width": 1.0, "phase_schedule": True,
+                                                                            "teacher_steps": 0.7}),
+    "distillation teacher 4x wider": ("distillation", {"teacher_options": {"hidden": [256, 256]}, "phase_schedule": False}),
+    "distillation teacher 4x wider phase_schedule=true": ("distillation", {"teacher_options": {"hidden": [256, 256]},
+                                                                           "phase_schedule": True}),
+    "distillation teacher 4x wider teacher_steps=0.7": ("distillation", {"teacher_options": {"hidden": [256, 256]},
+                                                                          "teacher_steps": 0.7, "phase_schedule": False}),
+    "distillation teacher 4x wider teacher_steps=0.3 phase_schedule=true": (
+        "distillation", {"teacher_options": {"hidden": [256, 256]}, "teacher_steps": 0.3, "phase_schedule": True}),
+    "distillation teacher 4x wider teacher_steps=0.7 phase_schedule=true": (
+        "distillation", {"teacher_options": {"hidden": [256, 256]}, "teacher_steps": 0.7, "phase_schedule": True}),
     # Label Propagation's graph and schedule (Iscen et al. use k = 50 on 50,000 CIFAR images)
     "label_propagation": ("label_propagation", {}),
     "label_propagation k=50 (defaults before 2026-12-02)": ("label_propagation", {"k": 50}),
@@ -139,6 +157,8 @@ COMPARE = {
     "divide_mix mixup_alpha=4 unlabeled_weight=25 (defaults before 2026-12-02)": (
         "divide_mix", {"mixup_alpha": 4.0, "unlabeled_weight": 25.0}),
     "distillation": ("distillation", {}),
+    "distillation teacher_width=1 phase_schedule=false (defaults before 2026-12-02)": (
+        "distillation", {"teacher_width": 1.0, "phase_schedule": False}),
 }
 
 

@@ -219,3 +219,25 @@ def test_distillation_from_a_teacher_run(tmp_path):
     assert len(student.method.selected) == len(pool.x)  # every unlabeled example once, no filter
     with pytest.raises(DataError, match="checkpoint"):
         create_method("distillation", ModelFactory("mlp", (2,), 2), 2, teacher=str(tmp_path / "nothing"))
+
+
+def test_distillation_in_run_teacher_is_wider_and_each_phase_has_its_schedule():
+    config = tiny_config("distillation", steps=10, lr=0.1, schedule="cosine", model_options={"hidden": [8]},
+                         method_options={"teacher_steps": 4})
+    trainer = Trainer(config, dataset=blobs())
+    method = trainer.method
+    assert method.models["teacher"].net[1].out_features == 32 and method.models["student"].net[1].out_features == 8
+    teacher_lr, student_lr = trainer.schedulers["teacher"], trainer.schedulers["student"]
+    rates = []
+    for _ in range(10):
+        rates.append((teacher_lr.get_last_lr()[0], student_lr.get_last_lr()[0]))
+        method.step(trainer.stream.next())
+        teacher_lr.step()
+        student_lr.step()
+    # the teacher's cosine runs over steps 0-3 and the student's restarts at the full rate at step 4
+    assert rates[0][0] == pytest.approx(0.1) and rates[3][0] < 0.02
+    assert rates[4][1] == pytest.approx(0.1) and rates[9][1] < 0.01
+    equal = Trainer(tiny_config("distillation", steps=10, method_options={"teacher_steps": 4, "teacher_width": 1,
+                                                                          "phase_schedule": False}), dataset=blobs())
+    assert equal.method.models["teacher"].net[1].out_features == 8
+    assert equal.schedulers["student"].lr_lambdas[0](4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.4)))

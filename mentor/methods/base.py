@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -174,6 +174,14 @@ class Method:
     def scheduled_optimizers(self) -> Dict[str, torch.optim.Optimizer]:
         """The optimizers whose learning rate follows the trainer's schedule (default: all)."""
         return dict(self.optimizers)
+
+    def optimizer_phases(self) -> Dict[str, Tuple[int, int]]:
+        """Optimizer -> (first step, end step) of the phase it trains in, for methods that train
+        their models one after another (a teacher, then a student): the trainer then lays the
+        schedule (warm-up, cosine decay) over each phase rather than over the run, so each model
+        anneals at the end of its own phase. Read after setup(); default: none, every optimizer
+        follows the run's schedule."""
+        return {}
 
     def setup(self, total_steps: int) -> None:
         """Told once before training how many steps the run has (for phases and ramps)."""

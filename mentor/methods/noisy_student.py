@@ -72,8 +72,10 @@ class NoisyStudent(Method):
                  pseudo_labels: Optional[str] = None, labels: str = "soft", threshold: float = 0.3,
                  per_class: Optional[int] = None, balance: bool = True, unlabeled_weight: float = 1.0,
                  student_dropout: float = 0.0, stochastic_depth: float = 0.2,
-                 student_options: Optional[dict] = None, teacher_options: Optional[dict] = None):
+                 student_options: Optional[dict] = None, teacher_options: Optional[dict] = None,
+                 phase_schedule: bool = False):
         super().__init__(model_factory, num_classes, seed)
+        self.phase_schedule = bool(phase_schedule)
         if labels not in LABEL_KINDS:
             raise ConfigError(f"unknown labels {labels!r}; choose one of {', '.join(LABEL_KINDS)}")
         if unlabeled_weight < 0:
@@ -109,6 +111,13 @@ class NoisyStudent(Method):
             raise ConfigError(f"teacher_steps={self.teacher_steps} must leave steps for both the teacher and the "
                               f"student within the {total_steps} of the run (or give pseudo_labels=DIR)")
         self.hparams["teacher_steps"] = self.teacher_steps
+
+    def optimizer_phases(self):
+        """phase_schedule: the teacher's schedule runs over phase 1 and the student's over phase 2
+        (each anneals at the end of its own phase); else both follow the run's schedule."""
+        if not self.phase_schedule or self.given_teacher:
+            return {}
+        return {"teacher": (0, self.teacher_steps), "student": (self.teacher_steps, self.total_steps)}
 
     @property
     def given_teacher(self) -> bool:

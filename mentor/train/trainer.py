@@ -87,6 +87,12 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return {"accuracy": float(correct) / len(x), "loss": float(loss) / len(x)}
 
 
+def phase_multiplier(step: int, phase: Tuple[int, int], schedule: str, warmup_steps: int) -> float:
+    """The schedule's multiplier with progress counted within ``phase`` = (start, end) steps."""
+    start, end = phase
+    return lr_multiplier(max(0, step - start), max(1, end - start), schedule, warmup_steps)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -144,9 +150,10 @@ class Trainer:
         self.method.setup(config.steps)
         if config.capture:  # before the schedulers: they keep each rate's tensor as its initial value
             self._tensor_learning_rates()
+        phases = self.method.optimizer_phases()
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(
-                opt, partial(lr_multiplier, total_steps=config.steps, schedule=config.schedule,
+                opt, partial(phase_multiplier, phase=phases.get(name, (0, config.steps)), schedule=config.schedule,
                              warmup_steps=config.warmup_steps))
             for name, opt in self.method.scheduled_optimizers().items()
         }
