@@ -40,6 +40,10 @@ VARIANTS = {  # name -> (method, method options); the DivideMix rows name every 
     "divide_mix alpha=0.5 lambda_u=1": ("divide_mix", {"mixup_alpha": 0.5, "unlabeled_weight": 1.0}),
     "divide_mix alpha=0.5 lambda_u=0 (Clothing1M)": ("divide_mix", {"mixup_alpha": 0.5, "unlabeled_weight": 0.0}),
     "divide_mix alpha=0.1 lambda_u=5": ("divide_mix", {"mixup_alpha": 0.1, "unlabeled_weight": 5.0}),
+    "divide_mix alpha=0.1 lambda_u=5 threshold=0.2": ("divide_mix", {"mixup_alpha": 0.1, "unlabeled_weight": 5.0,
+                                                                     "threshold": 0.2}),
+    "divide_mix alpha=0.1 lambda_u=5 threshold=0.05": ("divide_mix", {"mixup_alpha": 0.1, "unlabeled_weight": 5.0,
+                                                                      "threshold": 0.05}),
 }
 
 

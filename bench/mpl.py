@@ -123,6 +123,17 @@ ABLATION = {  # name -> (method, method options)
         "distillation", {"teacher_options": {"hidden": [256, 256]}, "teacher_steps": 0.3, "phase_schedule": True}),
     "distillation teacher 4x wider teacher_steps=0.7 phase_schedule=true": (
         "distillation", {"teacher_options": {"hidden": [256, 256]}, "teacher_steps": 0.7, "phase_schedule": True}),
+    "distillation teacher_width=4 phase_schedule=true unlabeled_weight=1": ("distillation", {"unlabeled_weight": 1.0}),
+    "distillation unlabeled_weight=3": ("distillation", {"unlabeled_weight": 3.0}),
+    "distillation unlabeled_weight=0.3": ("distillation", {"unlabeled_weight": 0.3}),
+    "distillation unlabeled_weight=10": ("distillation", {"unlabeled_weight": 10.0}),
+    "distillation unlabeled_weight=3 teacher_steps=0.4": ("distillation", {"unlabeled_weight": 3.0, "teacher_steps": 0.4}),
+    "distillation temperature=2": ("distillation", {"temperature": 2.0}),
+    "distillation teacher_steps=0.4": ("distillation", {"teacher_steps": 0.4}),
+    # DivideMix on clean labels: how much of the labeled set its co-divide may call noisy
+    "divide_mix": ("divide_mix", {}),
+    "divide_mix threshold=0.2": ("divide_mix", {"threshold": 0.2}),
+    "divide_mix threshold=0.05": ("divide_mix", {"threshold": 0.05}),
     # Label Propagation's graph and schedule (Iscen et al. use k = 50 on 50,000 CIFAR images)
     "label_propagation": ("label_propagation", {}),
     "label_propagation k=50 (defaults before 2026-12-02)": ("label_propagation", {"k": 50}),
@@ -159,6 +170,7 @@ COMPARE = {
     "distillation": ("distillation", {}),
     "distillation teacher_width=1 phase_schedule=false (defaults before 2026-12-02)": (
         "distillation", {"teacher_width": 1.0, "phase_schedule": False}),
+    "distillation teacher_width=4 phase_schedule=true unlabeled_weight=1": ("distillation", {"unlabeled_weight": 1.0}),
 }
 
 
