@@ -148,3 +148,22 @@ def test_table_test_path_and_marker(tmp_path):
     config.dataset_options["test_path"] = str(tmp_path / "odd.csv")
     with pytest.raises(DataError, match=r"labels \['rose'\] are not among"):
         Trainer(config)
+
+
+def test_parquet_table_reads_like_its_csv(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_iris(tmp_path / "iris.csv")
+    with open(tmp_path / "iris.csv") as f:
+        rows = list(csv.reader(f))
+    columns = {name: [row[i] for row in rows[1:]] for i, name in enumerate(rows[0])}
+    table = {k: pa.array([float(v) for v in vals]) for k, vals in columns.items() if k != "species"}
+    table["species"] = pa.array([v or None for v in columns["species"]])  # nulls: unlabeled rows
+    pq.write_table(pa.table(table), tmp_path / "iris.parquet")
+    datasets = [Trainer(tiny_config("supervised", dataset="table", data_path=str(tmp_path / name), num_labeled=0,
+                                    dataset_options={"target": "species"})).dataset
+                for name in ("iris.csv", "iris.parquet")]
+    np.testing.assert_array_equal(datasets[0].x_train, datasets[1].x_train)
+    np.testing.assert_array_equal(datasets[0].y_train, datasets[1].y_train)
+    assert len(datasets[1].x_unlabeled) == len(datasets[0].x_unlabeled) > 50
