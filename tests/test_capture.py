@@ -72,12 +72,14 @@ def test_sync_free_ema_equals_averaged_model_and_reads_nothing_after_the_first_u
     assert reads.seen
 
 
-def test_a_fixmatch_step_on_images_reads_nothing_on_the_host():
+@pytest.mark.parametrize("method", ["fixmatch", "meta_pseudo_labels"])
+def test_a_training_step_on_images_reads_nothing_on_the_host(method):
     """Views (with the static RandAugment round a GPU uses), forward, losses, backward, optimizer,
-    schedule and EMA: after the EMA's one read of its count, no step waits on the device."""
+    schedule and EMA (MPL: both models, both optimizers, the exact feedback through the JVP):
+    after the EMA's one read of its count, no step waits on the device."""
     from test_image_training import image_config, tiny_images
 
-    trainer = Trainer(image_config("fixmatch", ema_decay=0.9, eval_every=0, steps=20), dataset=tiny_images())
+    trainer = Trainer(image_config(method, ema_decay=0.9, eval_every=0, steps=20), dataset=tiny_images())
     trainer.views.randaugment.static = True
     trainer.ema.update_parameters(trainer.method.eval_model())
     for _ in range(3):
