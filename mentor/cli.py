@@ -8,8 +8,6 @@ from typing import List, Optional
 
 from .errors import ConfigError, MentorError
 
-MODEL_CHOICES = ("auto", "student", "ema", "teacher")  # mentor.inference.MODEL_CHOICES, without importing torch
-
 
 def parse_value(text: str):
     """'0.1' -> 0.1, 'true' -> True, 'none' -> None, '8,8' -> [8, 8], anything else -> str."""
@@ -106,6 +104,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="compile the whole step (loss, backward, optimizer) into static graphs, CUDA graphs on a GPU; "
              "for methods whose step has no host-side logic (see README)")
     add("--tensorboard", action="store_const", const=True, help="also log to OUT/tensorboard")
+    add("--sync-bn", action="store_const", const=True,
+        help="under torchrun: batch-norm statistics over all processes (SyncBatchNorm; CUDA only)")
     add("--device", help="auto, cpu, cuda, cuda:1, ...")
     add("--hp", nargs="*", metavar="KEY=VALUE", help="method hyper-parameters, e.g. feedback=cosine")
     add("--model-hp", nargs="*", metavar="KEY=VALUE", help="model options, e.g. hidden=8,8")
@@ -159,9 +159,16 @@ def cmd_presets(args) -> int:
 
 def cmd_train(args) -> int:
     from .train import train
+    from .train.distributed import context, shutdown
 
     config = config_from_args(args)
-    summary = train(config, resume=getattr(args, "resume", False))
+    try:
+        summary = train(config, resume=getattr(args, "resume", False))
+    finally:
+        is_main = context().is_main
+        shutdown()
+    if not is_main:
+        return 0
     keys = ("method", "dataset", "final_test_accuracy", "final_ema_test_accuracy", "median_last_test_accuracy",
             "median_last_ema_test_accuracy", "steps", "wall_seconds", "seconds_per_step")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
@@ -235,6 +242,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .inference import MODEL_CHOICES
+
     parser = argparse.ArgumentParser(prog="mentor", description="Semi-supervised learning with teacher-student methods.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cli import MODEL_CHOICES  # one list for the command line and the library
 from .errors import CheckpointError, ConfigError, DataError
 from .train.trainer import CHECKPOINT, INFERENCE
+
+
+MODEL_CHOICES = ("auto", "student", "ema", "teacher")
 
 
 class Preprocess(nn.Module):

@@ -56,16 +56,19 @@ class SemiSupervisedStream:
 
     def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
                  batch_size: int, unlabeled_batch_size: int, seed: int, views, make_strong: bool = True,
-                 make_second_view: bool = False):
+                 make_second_view: bool = False, rank: int = 0, world: int = 1):
         self.x_l, self.y_l, self.x_u = x_l, y_l, x_u
+        # Several processes (mentor.train.distributed): every rank draws the global batch from the
+        # same index stream and keeps its own contiguous slice; augmentation draws per rank.
+        self.rank, self.world = rank, world
         self.views = views
         self.make_strong = make_strong and views.has_strong
         self.make_second_view = make_second_view
         # One generator for index order, one for augmentation: both seeded, both saved.
         self.index_generator = torch.Generator().manual_seed(seed)
-        self.view_generator = torch.Generator(device=x_u.device).manual_seed(seed + 1)
-        self.labeled = IndexStream(len(x_l), batch_size, self.index_generator)
-        self.unlabeled = IndexStream(len(x_u), unlabeled_batch_size, self.index_generator)
+        self.view_generator = torch.Generator(device=x_u.device).manual_seed(seed + 1 + 1000 * rank)
+        self.labeled = IndexStream(len(x_l), batch_size * world, self.index_generator)
+        self.unlabeled = IndexStream(len(x_u), unlabeled_batch_size * world, self.index_generator)
 
     @staticmethod
     def _to(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -76,9 +79,12 @@ class SemiSupervisedStream:
             return indices.to(device)
         return indices.pin_memory().to(device, non_blocking=True)
 
+    def _mine(self, indices: torch.Tensor) -> torch.Tensor:
+        return indices if self.world == 1 else torch.tensor_split(indices, self.world)[self.rank]
+
     def next(self) -> Batch:
-        il = self._to(self.labeled.next(), self.x_l.device)
-        iu = self._to(self.unlabeled.next(), self.x_u.device)
+        il = self._to(self._mine(self.labeled.next()), self.x_l.device)
+        iu = self._to(self._mine(self.unlabeled.next()), self.x_u.device)
         g = self.view_generator
         x_l, x_u = self.x_l[il], self.x_u[iu]
         batch = Batch(self.views.labeled(x_l, g), self.y_l[il], self.views.weak(x_u, g), None, iu)

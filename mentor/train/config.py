@@ -56,6 +56,7 @@ class TrainConfig:
     capture: bool = False                # compile the method's loss (forward + backward) and optimizer steps as
                                          # static graphs; on CUDA replayed as CUDA graphs (mode reduce-overhead)
     tensorboard: bool = False            # also log to OUT/tensorboard
+    sync_bn: bool = False                # under torchrun: batch-norm statistics over all ranks (SyncBatchNorm, CUDA)
     preset: Optional[str] = None         # the recipe this config started from (recorded only)
     seed: int = 0
     split_seed: Optional[int] = None     # seed of the labeled split; None = seed

@@ -34,6 +34,7 @@ from ..models import ModelFactory
 from ..data.files import write_json_atomically
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
+from . import distributed
 from .ema import SyncFreeEMA
 from .schedule import lr_multiplier
 
@@ -67,9 +68,14 @@ def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None) -> t
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
              transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-             autocast: Optional[Callable] = None) -> Dict[str, float]:
+             autocast: Optional[Callable] = None, ctx: Optional[distributed.Context] = None) -> Dict[str, float]:
     """Accuracy and mean cross-entropy of model on (x, y), in eval mode. transform turns stored
-    examples into model inputs (e.g. uint8 images into standardised floats)."""
+    examples into model inputs (e.g. uint8 images into standardised floats). With several
+    processes (``ctx``), each evaluates its contiguous share and the sums are added up."""
+    total = len(x)
+    if ctx is not None and ctx.active:
+        share = torch.tensor_split(torch.arange(total), ctx.world)[ctx.rank]
+        x, y = x[share[0]:share[-1] + 1] if len(share) else x[:0], y[share[0]:share[-1] + 1] if len(share) else y[:0]
     was_training = model.training
     model.eval()
     correct = torch.zeros((), device=y.device)
@@ -84,7 +90,10 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
         correct += (logits.argmax(-1) == target).sum()
         loss += F.cross_entropy(logits, target, reduction="sum")
     model.train(was_training)
-    return {"accuracy": float(correct) / len(x), "loss": float(loss) / len(x)}
+    if ctx is not None and ctx.active:
+        sums = ctx.sum(torch.stack([correct.float(), loss.float()]))
+        correct, loss = sums[0], sums[1]
+    return {"accuracy": float(correct) / total, "loss": float(loss) / total}
 
 
 def phase_multiplier(step: int, phase: Tuple[int, int], schedule: str, warmup_steps: int) -> float:
@@ -106,7 +115,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Optional[ArrayDataset] = None,
                  eval_data: Optional[Tuple[np.ndarray, np.ndarray]] = None):
         self.config = config.validate()
+        self.dist = distributed.context()
         self.device = resolve_device(config.device)
+        if self.dist.active and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
         if dataset is None:
             dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
         else:
@@ -145,7 +157,16 @@ class Trainer:
             raise ConfigError(f"method {config.method!r} compares two noisy views of each input, but the views "
                               "have no noise and would be identical; pass --input-noise STD "
                               "(or keep image augmentation on)")
+        if config.sync_bn:
+            if self.device.type != "cuda":
+                raise ConfigError("--sync-bn needs CUDA (SyncBatchNorm has no CPU kernel); without it each rank "
+                                  "normalises its own batch and rank 0's running statistics are broadcast")
+            for name, model in self.method.models.items():
+                self.method.models[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.method.configure_optimizers(partial(make_optimizer, config))
+        for optimizer in self.method.optimizers.values():  # gradients averaged over the ranks
+            self.dist.attach(optimizer)
+        self.dist.broadcast(self._model_tensors())  # every rank starts from rank 0's weights
         self.method.num_unlabeled = len(self.split.unlabeled)
         self.method.setup(config.steps)
         if config.capture:  # before the schedulers: they keep each rate's tensor as its initial value
@@ -177,6 +198,11 @@ class Trainer:
         self.wall = 0.0     # seconds in fit(), evaluations and checkpoints included, over every process
         self.history: List[dict] = []
         self.writer = None
+
+    def _model_tensors(self, buffers_only: bool = False):
+        models = self.method.models
+        tensors = [] if buffers_only else [p for p in models.parameters()]
+        return tensors + [b for b in models.buffers() if b.dtype.is_floating_point or not buffers_only]
 
     def _capture(self) -> None:
         """--capture: the method's loss (forward, and through AOTAutograd its backward) and each
@@ -222,7 +248,7 @@ class Trainer:
                                     as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
                                     seed=cfg.seed, views=self.views,
                                     make_strong=self.method.strong_view != "unused" and not self.method.draws_own_unlabeled,
-                                    make_second_view=self.method.second_view)
+                                    make_second_view=self.method.second_view, rank=self.dist.rank, world=self.dist.world)
 
     # --- files --------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -241,6 +267,10 @@ class Trainer:
             "stream": self.stream.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # every rank's own draws (rank 0's are also the ones above): resumed as they were
+            "world_size": self.dist.world,
+            "per_rank": self.dist.gather({"view_generator": self.stream.view_generator.get_state(),
+                                          "torch_rng": torch.get_rng_state()}),
         }
 
     def _restore(self, state: dict) -> None:
@@ -263,7 +293,15 @@ class Trainer:
                 self._tensor_learning_rates()
         except (KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"checkpoint does not match this run: {exc}") from None
+        world = int(state.get("world_size", 1))
+        if world != self.dist.world:
+            raise CheckpointError(f"the checkpoint was written by a run of {world} process(es); resume it with "
+                                  f"the same number (this run has {self.dist.world})")
         torch.set_rng_state(state["torch_rng"])
+        if self.dist.active:
+            mine = state["per_rank"][self.dist.rank]
+            self.stream.view_generator.set_state(mine["view_generator"])
+            torch.set_rng_state(mine["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step = int(state["step"])
@@ -282,14 +320,17 @@ class Trainer:
             if not has_checkpoint:
                 raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {out}")
             self._restore(load_checkpoint(self._path(CHECKPOINT), map_location=self.device))
+            self.dist.barrier()  # every rank has read the checkpoint before rank 0 rewrites the metrics
             self._truncate_metrics()
             return
         if has_checkpoint or os.path.exists(self._path("metrics.jsonl")):
             raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        with open(self._path("config.json"), "w") as f:
-            json.dump(self.config.to_dict(), f, indent=2)
-        self.split.save(self._path("split.json"))
-        write_json_atomically(self._path(INFERENCE), self.inference_spec())
+        self.dist.barrier()  # every rank has checked the folder before rank 0 writes into it
+        if self.dist.is_main:
+            with open(self._path("config.json"), "w") as f:
+                json.dump(self.config.to_dict(), f, indent=2)
+            self.split.save(self._path("split.json"))
+            write_json_atomically(self._path(INFERENCE), self.inference_spec())
 
     def inference_spec(self) -> dict:
         """What a trained model needs to take raw inputs without the training data: the input
@@ -313,8 +354,9 @@ class Trainer:
             return
         with open(path) as f:
             lines = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
-        with open(path, "w") as f:
-            f.writelines(lines)
+        if self.dist.is_main:
+            with open(path, "w") as f:
+                f.writelines(lines)
         self.history = [json.loads(line) for line in lines]
 
     # --- the loop -----------------------------------------------------------------------
@@ -328,14 +370,14 @@ class Trainer:
             splits["val"] = (self.x_val, self.y_val)
         result = {}
         for split, (x, y) in splits.items():
-            run = partial(evaluate, x=x, y=y, transform=self.views.eval, autocast=self.method.autocast)
+            run = partial(evaluate, x=x, y=y, transform=self.views.eval, autocast=self.method.autocast, ctx=self.dist)
             for prefix, model in models.items():
                 result.update({f"{prefix}{split}_{k}": v for k, v in run(model).items()})
         return result
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
-        if self.config.out is None:
+        if self.config.out is None or not self.dist.is_main:
             return
         with open(self._path("metrics.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -364,7 +406,8 @@ class Trainer:
         start_step = self.step
         started = fit_started = time.perf_counter()
         wall_before = self.wall
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=cfg.method, leave=False)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or not self.dist.is_main,
+                   desc=cfg.method, leave=False)
         while self.step < cfg.steps:
             logs = self.method.step(self.stream.next())
             with warnings.catch_warnings():
@@ -373,6 +416,8 @@ class Trainer:
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 for s in self.schedulers.values():
                     s.step()
+            if self.dist.active:  # batch-norm statistics: rank 0's on every rank (DDP's broadcast_buffers)
+                self.dist.broadcast(self._model_tensors(buffers_only=True))
             if self.ema is not None:
                 self.ema.update_parameters(self.method.eval_model())
             for k, v in logs.items():
@@ -382,7 +427,7 @@ class Trainer:
             bar.update(1)
             at_eval = cfg.eval_every and self.step % cfg.eval_every == 0
             if at_eval or self.step == cfg.steps:
-                train_logs = {k: float(v) / counts[k] for k, v in sums.items()}
+                train_logs = self._mean_logs(sums, counts)
                 sums, counts = {}, {}
                 self.elapsed += time.perf_counter() - started
                 started = time.perf_counter()
@@ -394,13 +439,25 @@ class Trainer:
                 bar.set_postfix(acc=f"{last['test_accuracy']:.3f}", loss=f"{train_logs.get('loss', 0.0):.3f}")
                 self._log(last)
                 if cfg.out is not None:
-                    save_checkpoint(self._state(), self._path(CHECKPOINT))
+                    state = self._state()  # a collective: every rank gives its random state
+                    if self.dist.is_main:
+                        save_checkpoint(state, self._path(CHECKPOINT))
+                    self.dist.barrier()
         bar.close()
         if self.writer is not None:
             self.writer.close()
         if not last:  # resumed a finished run: report its final state
             last = {"step": self.step, **self.evaluate()}
         return self._summarise(last, self.step - start_step)
+
+    def _mean_logs(self, sums: Dict[str, torch.Tensor], counts: Dict[str, int]) -> Dict[str, float]:
+        """Each training log's mean over its steps, and over the ranks."""
+        keys = sorted(sums)
+        if not keys:
+            return {}
+        means = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).reshape(()).cpu() / counts[k] for k in keys])
+        means = self.dist.sum(means.to(self.device)) / self.dist.world
+        return dict(zip(keys, means.cpu().tolist()))
 
     def _summarise(self, last: dict, steps_this_process: int) -> dict:
         summary = {
@@ -428,7 +485,9 @@ class Trainer:
             for key in ["test_accuracy", *extra_accuracies]:
                 if all(key in r for r in recent):
                     summary[f"median_last_{key}"] = statistics.median(r[key] for r in recent)
-        if self.config.out is not None:
+        if self.dist.active:
+            summary["processes"] = self.dist.world
+        if self.config.out is not None and self.dist.is_main:
             summary["split_file"] = "split.json"
             with open(self._path("summary.json"), "w") as f:
                 json.dump(summary, f, indent=2)

@@ -1,0 +1,35 @@
+"""Launched by tests/test_distributed.py under torchrun: one Trainer per process, optionally
+killed (every rank at once, as a machine going down) after a number of steps."""
+import argparse
+
+from mentor.train import TrainConfig, Trainer
+from mentor.train.distributed import shutdown
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", required=True)
+parser.add_argument("--method", default="fixmatch")
+parser.add_argument("--die-after", type=int, default=0, help="raise KeyboardInterrupt at this stream draw")
+parser.add_argument("--resume", action="store_true")
+args = parser.parse_args()
+
+config = TrainConfig(method=args.method, dataset="two_moons", num_labeled=20, batch_size=5, unlabeled_batch_size=32,
+                     steps=12, eval_every=4, strong_noise=0.2, method_options={"threshold": 0.5}
+                     if args.method == "fixmatch" else {}, model_options={"hidden": [16]}, device="cpu",
+                     out=args.out, progress=False, seed=3)
+trainer = Trainer(config)
+if args.die_after:
+    original, calls = trainer.stream.next, {"n": 0}
+
+    def dying_next():
+        calls["n"] += 1
+        if calls["n"] == args.die_after:
+            raise KeyboardInterrupt
+        return original()
+
+    trainer.stream.next = dying_next
+try:
+    trainer.fit(resume=args.resume)
+except KeyboardInterrupt:
+    pass
+finally:
+    shutdown()

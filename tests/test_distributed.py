@@ -1,0 +1,71 @@
+"""torchrun: 2 processes on CPU with gloo equal 1 process at the same global batch, every rank
+writes nothing but rank 0, and a killed 2-process run resumes on the same trajectory."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mentor.errors import CheckpointError
+from mentor.train import TrainConfig, Trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def torchrun(*args, nproc=2):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def weights(out):
+    state = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
+    return state["method"]["models"]
+
+
+def test_two_processes_equal_one_at_the_same_global_batch(tmp_path):
+    two = str(tmp_path / "two")
+    common = ["--method", "supervised", "--dataset", "two_moons", "--num-labeled", "20", "--steps", "40",
+              "--eval-every", "20", "--no-progress"]
+    done = torchrun("-m", "mentor.cli", "train", *common, "--batch-size", "5", "--unlabeled-batch-size", "64",
+                    "--out", two)
+    assert done.stdout.count('"final_test_accuracy"') == 1  # rank 0 alone prints the summary
+    one = Trainer(TrainConfig(method="supervised", dataset="two_moons", num_labeled=20, steps=40, eval_every=20,
+                              batch_size=10, unlabeled_batch_size=128, out=str(tmp_path / "one"), progress=False,
+                              device="cpu"))
+    one.fit()
+    for key, value in weights(str(tmp_path / "one")).items():
+        torch.testing.assert_close(weights(two)[key], value, rtol=1e-5, atol=1e-6)
+    with open(os.path.join(two, "metrics.jsonl")) as f:
+        assert [json.loads(line)["step"] for line in f] == [20, 40]  # written once, by rank 0
+    summary = json.load(open(os.path.join(two, "summary.json")))
+    assert summary["processes"] == 2 and summary["final_test_accuracy"] == pytest.approx(
+        one.history[-1]["test_accuracy"], abs=1e-3)
+
+
+@pytest.mark.parametrize("method", ["fixmatch", "meta_pseudo_labels"])
+def test_killed_two_process_run_resumes_the_same_trajectory(method, tmp_path):
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    worker = os.path.join(ROOT, "tests", "dist_worker.py")
+    torchrun(worker, "--out", straight, "--method", method)
+    torchrun(worker, "--out", killed, "--method", method, "--die-after", "7")  # after the checkpoint at step 4
+    assert json.load(open(os.path.join(killed, "metrics.jsonl")))["step"] == 4
+    torchrun(worker, "--out", killed, "--method", method, "--resume")
+    for key, value in weights(straight).items():
+        assert torch.equal(weights(killed)[key], value), key
+    with open(os.path.join(killed, "metrics.jsonl")) as f:
+        assert [json.loads(line)["step"] for line in f] == [4, 8, 12]
+    state = torch.load(os.path.join(killed, "checkpoint.pt"), weights_only=False)
+    assert state["world_size"] == 2 and len(state["per_rank"]) == 2
+    assert not torch.equal(state["per_rank"][0]["view_generator"], state["per_rank"][1]["view_generator"])
+    # the same run in one process is refused: its batches and random draws would differ
+    config = TrainConfig(method=method, dataset="two_moons", num_labeled=20, batch_size=5, unlabeled_batch_size=32,
+                         steps=12, eval_every=4, strong_noise=0.2, model_options={"hidden": [16]}, device="cpu",
+                         out=killed, progress=False, seed=3,
+                         method_options={"threshold": 0.5} if method == "fixmatch" else {})
+    with pytest.raises(CheckpointError, match="2 process"):
+        Trainer(config).fit(resume=True)
