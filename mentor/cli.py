@@ -48,11 +48,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--preset", help="a recipe (see `mentor presets`); flags given here override it")
     add("--method", help=f"see `mentor methods` (default {d.method})")
-    add("--dataset", help="two_moons, digits, wine, breast_cancer, table, npz, cifar10, cifar100, svhn, mnist, "
+    add("--dataset", help="two_moons, digits, wine, breast_cancer, table, text, npz, cifar10, cifar100, svhn, mnist, "
         "fashion_mnist, image_folder")
     add("--data-path", help="the dataset's file or folder (CSV / Parquet table, npz file, CIFAR archive folder, ...)")
     add("--target", help="--dataset table: the column of class labels (empty cells: unlabeled rows)")
-    add("--test-path", help="--dataset table: a table of labeled test rows (default: a seeded stratified 20%% "
+    add("--test-path", help="--dataset table or text: a file of labeled test rows (default: a seeded stratified 20%% "
         "of the labeled rows, saved in split.json)")
     add("--num-labeled", type=int, help=f"labeled examples, N/C per class (default {d.num_labeled}; "
         "--dataset table: every labeled row); 0 = every labeled training example")
@@ -134,8 +134,8 @@ def config_from_args(args) -> "TrainConfig":
         if flag in given:
             settings["dataset_options"] = {**settings.get("dataset_options", {}), flag: given.pop(flag)}
     settings.update(given)
-    if settings.get("dataset") == "table" and "num_labeled" not in settings:
-        settings["num_labeled"] = 0  # a table's labels are the user's own: train on all of them
+    if settings.get("dataset") in ("table", "text") and "num_labeled" not in settings:
+        settings["num_labeled"] = 0  # a file's labels are the user's own: train on all of them
     return TrainConfig(**settings)
 
 

@@ -199,7 +199,8 @@ def export_model(run_dir: str, out: str, model: str = "auto") -> dict:
 
 def read_inputs(path: str, spec: dict) -> np.ndarray:
     """Raw inputs for `mentor predict`: a table (.csv, .tsv, .parquet; a run trained on a table takes
-    its feature columns by name, any other column such as the target is ignored), a .npy array,
+    its feature columns by name, any other column such as the target is ignored), for a run on
+    text a file of sentences (one a line, or label<TAB>sentence), a .npy array,
     a .npz archive (its ``x``, else ``x_test``), or the path of the run's own dataset kind (an
     image folder, a CIFAR archive, ...: its test split)."""
     from .data.sources import load_dataset
@@ -207,6 +208,12 @@ def read_inputs(path: str, spec: dict) -> np.ndarray:
 
     if not os.path.exists(path):
         raise DataError(f"input file not found: {path}")
+    if spec["dataset"] == "text" and not path.endswith((".npy", ".npz")):
+        from .data.text import embed
+
+        with open(path, encoding="utf-8") as f:  # "label<TAB>sentence" (the label is ignored) or a sentence a line
+            sentences = [line.rstrip("\r\n").rpartition("\t")[2].strip() for line in f if line.strip()]
+        return embed(sentences)
     if path.endswith((".csv", ".tsv", ".parquet")):
         header, rows = read_table(path)
         columns = spec.get("feature_columns")

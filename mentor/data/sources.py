@@ -111,6 +111,15 @@ def load_breast_cancer(path: Optional[str] = None, seed: int = 0, test_fraction:
 
 
 def load_dataset(name: str, path: Optional[str] = None, seed: int = 0, **options) -> ArrayDataset:
+    import inspect
+
     from .arrays import validate_dataset
 
-    return validate_dataset(DATASETS.get(name)(path, seed=seed, **options))
+    loader = DATASETS.get(name)
+    parameters = inspect.signature(loader).parameters
+    valid = [p for p, v in parameters.items() if p not in ("path", "seed") and v.kind != v.VAR_KEYWORD]
+    unknown = sorted(set(options) - set(valid))
+    if unknown and not any(v.kind == v.VAR_KEYWORD for v in parameters.values()):
+        raise DataError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options: "
+                        f"{', '.join(valid) or '(none)'}")
+    return validate_dataset(loader(path, seed=seed, **options))

@@ -95,6 +95,62 @@ def _class_order(labels: List[str]) -> List[str]:
         return names
 
 
+class LabelColumn:
+    """The labels of a file of rows (a table's target column, a text file's first field): which
+    rows are labeled (a non-empty cell other than the marker), the class names in order, and
+    each row's class index (-1 where unlabeled). Errors name the file."""
+
+    def __init__(self, cells: List[str], marker: str, path: str, what: str):
+        self.path, self.cells = path, cells
+        self.labeled = np.array([i for i, c in enumerate(cells) if c and c != marker], dtype=int)
+        self.unlabeled = np.array([i for i, c in enumerate(cells) if not c or c == marker], dtype=int)
+        if not len(self.labeled):
+            raise DataError(f"{path}: no row has a label in {what} (empty cells"
+                            f"{f' and {marker!r}' if marker else ''} mark unlabeled rows)")
+        self.class_names = _class_order([cells[i] for i in self.labeled])
+        if len(self.class_names) < 2:
+            raise DataError(f"{path}: the labeled rows hold one class only ({self.class_names[0]!r}); a classifier "
+                            "needs two")
+        self.index = {name: k for k, name in enumerate(self.class_names)}
+        self.y = np.array([self.index.get(c, -1) for c in cells], dtype=np.int64)
+        counts = np.bincount(self.y[self.labeled], minlength=len(self.class_names))
+        lonely = [self.class_names[k] for k in np.flatnonzero(counts < 2)]
+        if lonely:
+            raise DataError(f"{path}: class(es) {', '.join(map(repr, lonely))} have a single labeled row; give each "
+                            "class at least two (one to learn from, one to test on)")
+
+    def encode_test(self, cells: List[str], test_path: str) -> np.ndarray:
+        unknown = sorted({c for c in cells if c not in self.index})
+        if unknown:
+            raise DataError(f"{test_path}: labels {unknown[:5]} are not among the training file's classes "
+                            f"{self.class_names} (every test row needs a known label)")
+        return np.array([self.index[c] for c in cells], dtype=np.int64)
+
+    def hold_out(self, test_fraction: float, seed: int):
+        """(train rows, test rows): a seeded stratified share of the labeled rows for testing."""
+        from sklearn.model_selection import train_test_split
+
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        try:
+            train, test = train_test_split(self.labeled, test_size=test_fraction, stratify=self.y[self.labeled],
+                                           random_state=seed)
+        except ValueError as exc:
+            raise DataError(f"{self.path}: cannot hold out a stratified test split of {test_fraction:g} of the "
+                            f"{len(self.labeled)} labeled rows ({exc}); give --test-path or more labeled rows") from None
+        return np.sort(train), np.sort(test)
+
+
+def standardizer(x: np.ndarray, rows: np.ndarray, standardize: bool):
+    """(mean, std) of the given rows (training and unlabeled: never the test rows); zeros and
+    ones when not standardising."""
+    mean, std = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    if standardize:
+        mean, std = x[rows].mean(axis=0), x[rows].std(axis=0)
+        std[std == 0] = 1.0
+    return mean, std
+
+
 @DATASETS.register("table")
 def load_table(path: Optional[str], seed: int = 0, target: Optional[str] = None, test_path: Optional[str] = None,
                test_fraction: float = 0.2, unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
@@ -104,55 +160,19 @@ def load_table(path: Optional[str], seed: int = 0, target: Optional[str] = None,
     if not feature_columns:
         raise DataError(f"{path} has no feature column besides the target {target!r}")
     x = parse_features(header, rows, t, path)
-    marker = str(unlabeled_marker).strip()
-    cells = [row[t].strip() for row in rows]
-    labeled_rows = np.array([i for i, c in enumerate(cells) if c and c != marker], dtype=int)
-    unlabeled_rows = np.array([i for i, c in enumerate(cells) if not c or c == marker], dtype=int)
-    if not len(labeled_rows):
-        raise DataError(f"{path}: no row has a label in column {target!r} (empty cells"
-                        f"{f' and {marker!r}' if marker else ''} mark unlabeled rows)")
-    class_names = _class_order([cells[i] for i in labeled_rows])
-    if len(class_names) < 2:
-        raise DataError(f"{path}: the labeled rows hold one class only ({class_names[0]!r}); a classifier needs two")
-    index = {name: k for k, name in enumerate(class_names)}
-    y = np.array([index.get(c, -1) for c in cells], dtype=np.int64)
-    counts = np.bincount(y[labeled_rows], minlength=len(class_names))
-    lonely = [class_names[k] for k in np.flatnonzero(counts < 2)]
-    if lonely:
-        raise DataError(f"{path}: class(es) {', '.join(map(repr, lonely))} have a single labeled row; give each "
-                        "class at least two (one to learn from, one to test on)")
-
+    labels = LabelColumn([row[t].strip() for row in rows], str(unlabeled_marker).strip(), path, f"column {target!r}")
+    class_names, y, unlabeled_rows = labels.class_names, labels.y, labels.unlabeled
     if test_path:
         test_header, test_body = read_table(test_path)
         if test_header != header:
             raise DataError(f"{test_path} has columns {', '.join(test_header)}; {path} has {', '.join(header)}")
         x_test = parse_features(header, test_body, t, test_path)
-        test_cells = [row[t].strip() for row in test_body]
-        unknown = sorted({c for c in test_cells if c not in index})
-        if unknown:
-            raise DataError(f"{test_path}: labels {unknown[:5]} are not among the training table's classes "
-                            f"{class_names} (every test row needs a known label)")
-        y_test = np.array([index[c] for c in test_cells], dtype=np.int64)
-        train_rows, test_rows = labeled_rows, np.zeros(0, dtype=int)
+        y_test = labels.encode_test([row[t].strip() for row in test_body], test_path)
+        train_rows, test_rows = labels.labeled, np.zeros(0, dtype=int)
     else:
-        from sklearn.model_selection import train_test_split
-
-        if not 0.0 < test_fraction < 1.0:
-            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        try:
-            train_rows, test_rows = train_test_split(labeled_rows, test_size=test_fraction,
-                                                     stratify=y[labeled_rows], random_state=seed)
-        except ValueError as exc:
-            raise DataError(f"{path}: cannot hold out a stratified test split of {test_fraction:g} of the "
-                            f"{len(labeled_rows)} labeled rows ({exc}); give --test-path or more labeled rows") from None
-        train_rows, test_rows = np.sort(train_rows), np.sort(test_rows)
+        train_rows, test_rows = labels.hold_out(test_fraction, seed)
         x_test, y_test = x[test_rows], y[test_rows]
-
-    fit_rows = np.concatenate([train_rows, unlabeled_rows])
-    mean, std = np.zeros(x.shape[1]), np.ones(x.shape[1])
-    if standardize:  # on training and unlabeled rows only: the test rows never inform the scaling
-        mean, std = x[fit_rows].mean(axis=0), x[fit_rows].std(axis=0)
-        std[std == 0] = 1.0
+    mean, std = standardizer(x, np.concatenate([train_rows, unlabeled_rows]), standardize)
 
     def scale(a):
         return ((a - mean) / std).astype(np.float32)
