@@ -211,9 +211,16 @@ def cmd_report(args) -> int:
 def cmd_pseudo_label(args) -> int:
     from .noisy_student import pseudo_label_run
 
-    manifest = pseudo_label_run(args.run_dir, args.out, data=args.data, batch_size=args.batch_size,
-                                shard_size=args.shard_size, device=args.device, progress=not args.no_progress)
-    print(json.dumps(manifest, indent=2))
+    from .train.distributed import context, shutdown
+
+    try:
+        manifest = pseudo_label_run(args.run_dir, args.out, data=args.data, batch_size=args.batch_size,
+                                    shard_size=args.shard_size, device=args.device, progress=not args.no_progress)
+    finally:
+        is_main = context().is_main
+        shutdown()
+    if is_main:
+        print(json.dumps(manifest, indent=2))
     return 0
 
 

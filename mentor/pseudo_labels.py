@@ -130,7 +130,11 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
                device: torch.device, batch_size: int = 1024, shard_size: int = 65536,
                teacher: str = "", autocast: Optional[Callable] = None, progress: bool = True) -> dict:
     """Write the teacher's predictions on ``pool`` (``len`` and ``read(start, stop)``) to shards
-    in ``out``; shards already there are kept (resume). Returns the manifest."""
+    in ``out``; shards already there are kept (resume). Returns the manifest. Under torchrun the
+    processes share the shards (rank r writes shards r, r + N, ...) and rank 0 the manifest."""
+    from .train.distributed import context
+
+    ctx = context()
     if batch_size <= 0 or shard_size <= 0:
         raise ConfigError(f"batch size and shard size must be positive, got {batch_size}, {shard_size}")
     n = len(pool)
@@ -149,9 +153,13 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
             raise ConfigError(f"{out} holds labels of another pool or teacher ({detail}); choose another --out")
         if saved.get("complete"):
             return saved
-    write_json_atomically(path, manifest)
-    bar = tqdm(total=n, disable=not progress, desc="pseudo-label", unit="ex")
-    for shard in range(manifest["num_shards"]):
+    ctx.barrier()  # every process has checked the folder before rank 0 rewrites its manifest
+    if ctx.is_main:
+        write_json_atomically(path, manifest)
+    mine = range(ctx.rank, manifest["num_shards"], ctx.world)
+    bar = tqdm(total=sum(min(n, (i + 1) * shard_size) - i * shard_size for i in mine),
+               disable=not progress or not ctx.is_main, desc="pseudo-label", unit="ex")
+    for shard in mine:
         start, stop = shard * shard_size, min(n, (shard + 1) * shard_size)
         shard_path = os.path.join(out, f"shard-{shard:05d}.npz")
         if not os.path.exists(shard_path):
@@ -164,8 +172,11 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
             write_atomically(shard_path, lambda f: np.savez(f, **arrays))
         bar.update(stop - start)
     bar.close()
+    ctx.barrier()  # every shard is on disk
     manifest["complete"] = True
-    write_json_atomically(path, manifest)
+    if ctx.is_main:
+        write_json_atomically(path, manifest)
+    ctx.barrier()
     return manifest
 
 

@@ -69,3 +69,22 @@ def test_killed_two_process_run_resumes_the_same_trajectory(method, tmp_path):
                          method_options={"threshold": 0.5} if method == "fixmatch" else {})
     with pytest.raises(CheckpointError, match="2 process"):
         Trainer(config).fit(resume=True)
+
+
+def test_pseudo_label_shards_the_pool_across_processes(tmp_path):
+    from mentor.cli import main
+
+    run = str(tmp_path / "teacher")
+    Trainer(TrainConfig(method="supervised", dataset="two_moons", num_labeled=20, steps=30, eval_every=0, out=run,
+                        progress=False, device="cpu")).fit()
+    assert main(["pseudo-label", run, "--out", str(tmp_path / "one"), "--shard-size", "300", "--no-progress",
+                 "--device", "cpu"]) == 0
+    done = torchrun("-m", "mentor.cli", "pseudo-label", run, "--out", str(tmp_path / "two"), "--shard-size", "300",
+                    "--no-progress", "--device", "cpu")
+    assert done.stdout.count('"complete": true') == 1
+    shards = sorted(os.listdir(tmp_path / "one"))
+    assert len([s for s in shards if s.startswith("shard-")]) == 7 and shards == sorted(os.listdir(tmp_path / "two"))
+    from mentor.pseudo_labels import read_labels
+
+    one, two = read_labels(str(tmp_path / "one")), read_labels(str(tmp_path / "two"))
+    assert two.manifest["complete"] and (one.probs == two.probs).all() and (one.argmax == two.argmax).all()

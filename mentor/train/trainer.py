@@ -273,7 +273,9 @@ class Trainer:
                                           "torch_rng": torch.get_rng_state()}),
         }
 
-    def _restore(self, state: dict) -> None:
+    def _restore(self, state: dict, training: bool = True) -> None:
+        """The checkpoint's state into this trainer; ``training``: to continue the run (then the
+        number of processes must match), else to use the model (evaluate, predict, label)."""
         saved = {k: v for k, v in state["config"].items() if k not in RESUME_FREE}
         now = {k: v for k, v in self.config.to_dict().items() if k not in RESUME_FREE}
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
@@ -294,11 +296,11 @@ class Trainer:
         except (KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"checkpoint does not match this run: {exc}") from None
         world = int(state.get("world_size", 1))
-        if world != self.dist.world:
+        if training and world != self.dist.world:
             raise CheckpointError(f"the checkpoint was written by a run of {world} process(es); resume it with "
                                   f"the same number (this run has {self.dist.world})")
         torch.set_rng_state(state["torch_rng"])
-        if self.dist.active:
+        if training and self.dist.active:
             mine = state["per_rank"][self.dist.rank]
             self.stream.view_generator.set_state(mine["view_generator"])
             torch.set_rng_state(mine["torch_rng"])
@@ -506,7 +508,7 @@ def load_run(out: str, device: str = "auto", dataset: Optional[ArrayDataset] = N
     state = load_checkpoint(path, map_location=resolve_device(device))
     config = TrainConfig.from_dict({**state["config"], "out": out, "device": device, "progress": False})
     trainer = Trainer(config, dataset=dataset)
-    trainer._restore(state)
+    trainer._restore(state, training=False)
     return trainer
 
 
