@@ -57,6 +57,15 @@ def read_results(path: str) -> list:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def prepare(args, path: str) -> list:
+    """What every bench script does first: torch threads from --threads, the results folder,
+    and the finished runs of its results file."""
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return read_results(path)
+
+
 def record_result(path: str, row: dict) -> None:
     """Print a finished run (without its config) and append it to the results file."""
     print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)

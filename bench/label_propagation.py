@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.semi_supervised import LabelSpreading
 
-from fashion_mnist import read_results, record_result
+from fashion_mnist import prepare, record_result
 from mpl import mean_std
 from mentor.methods.label_propagation import embed
 from mentor.train import TrainConfig, Trainer
@@ -67,10 +67,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    done = {(r["seed"], r["steps"]): r for r in read_results(RESULTS)}
+    done = {(r["seed"], r["steps"]): r for r in prepare(args, RESULTS)}
     rows = []
     for seed in args.seeds:
         if (seed, args.steps) not in done:

@@ -26,7 +26,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
-from fashion_mnist import read_results, record_result
+from fashion_mnist import prepare, record_result
 from mentor import SemiSupervisedClassifier
 from mentor.data import load_dataset, make_split
 
@@ -72,10 +72,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    done = read_results(RESULTS)
+    done = prepare(args, RESULTS)
     for problem in args.problems:
         for seed in args.seeds:
             if any(r["problem"] == problem and r["seed"] == seed and r["steps"] == args.steps for r in done):

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from fashion_mnist import read_results, record_result
+from fashion_mnist import prepare, record_result
 from mentor.train import TrainConfig, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -109,11 +109,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     os.environ["MENTOR_CACHE"] = os.path.join(WORK, "cache")  # the runs share the embeddings
-    done = read_results(RESULTS)
+    done = prepare(args, RESULTS)
     if args.mode == "embed":
         from mentor.data.text import embed, read_sentences
 
