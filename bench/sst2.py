@@ -10,8 +10,9 @@ under bench/.sst2 (ignored by git). Every run is `mentor train --dataset text --
 train.tsv --test-path test.tsv --num-labeled N --method M --strong-noise S --steps 3000 --seed K`
 (the split draws N/2 labels per class with the seed; every training sentence is in the
 unlabeled pool), with every other flag at its default; Mean Teacher compares two noisy views
-and gets --input-noise S as well. LabelSpreading (scikit-learn, kNN kernel, k = 7) is fitted
-on the same standardised embeddings with the same labeled sentences. The choose mode scores
+and gets --input-noise S as well. scikit-learn's LabelSpreading (kNN kernel, k = 7) and, as a
+supervised reference, LogisticRegression are fitted with their defaults on the same
+standardised embeddings and the same labeled sentences. The choose mode scores
 the dev split only (it never reads a test figure). Rows: bench/results/sst2.jsonl.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ SOURCE = os.path.join(HERE, "..", "..", "shared", "data", "sst2")
 WORK = os.path.join(HERE, ".sst2")
 RESULTS = os.path.join(HERE, "results", "sst2.jsonl")
 METHODS = ("supervised", "fixmatch", "uda", "mean_teacher", "meta_pseudo_labels")
+SCIKIT_LEARN = ("LabelSpreading", "LogisticRegression")
 
 
 def tsv(split: str) -> str:
@@ -56,13 +58,19 @@ def config(method: str, labels: int, seed: int, noise: float, steps: int, evalua
                        eval_every=0, device="cpu", progress=False)
 
 
-def label_spreading(trainer: Trainer) -> float:
+def scikit_learn(name: str, trainer: Trainer) -> float:
+    """LabelSpreading (the labeled and unlabeled sentences) or LogisticRegression (the labeled
+    ones), scikit-learn's defaults, on the run's standardised embeddings and labeled split."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading
 
     ds, split = trainer.dataset, trainer.split
-    y = np.full(len(ds.x_train), -1)
-    y[split.labeled] = ds.y_train[split.labeled]
-    model = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100).fit(ds.x_train, y)
+    if name == "LogisticRegression":
+        model = LogisticRegression(max_iter=1000).fit(ds.x_train[split.labeled], ds.y_train[split.labeled])
+    else:
+        y = np.full(len(ds.x_train), -1)
+        y[split.labeled] = ds.y_train[split.labeled]
+        model = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100).fit(ds.x_train, y)
     return float((model.predict(ds.x_test) == ds.y_test).mean())
 
 
@@ -73,13 +81,13 @@ def row(**fields) -> dict:
 
 def run_methods(mode: str, labels: int, seed: int, noise: float, steps: int, methods, done: list) -> None:
     split = "dev" if mode == "choose" else "test"
-    for method in [*methods, "LabelSpreading"]:
+    for method in [*methods, *SCIKIT_LEARN]:
         key = dict(mode=mode, labels=labels, seed=seed, strong_noise=noise, steps=steps, method=method)
         if any(all(r.get(k) == v for k, v in key.items()) for r in done):
             continue
         started = time.perf_counter()
-        if method == "LabelSpreading":
-            accuracy = label_spreading(Trainer(config("supervised", labels, seed, noise, steps, split)))
+        if method in SCIKIT_LEARN:
+            accuracy = scikit_learn(method, Trainer(config("supervised", labels, seed, noise, steps, split)))
         else:
             accuracy = Trainer(config(method, labels, seed, noise, steps, split)).fit()["final_test_accuracy"]
         done.append(row(**key, split=split, accuracy=accuracy, seconds=round(time.perf_counter() - started, 1)))
@@ -90,7 +98,7 @@ def table(done: list, mode: str, labels_list, seeds, noise: float, steps: int) -
     print(f"\nSST-2, {mode} ({'dev' if mode == 'choose' else 'test'} split), strong noise {noise}, {steps} steps, "
           f"seeds {seeds}: accuracy, mean ± std")
     print("| method | " + " | ".join(f"{n} labels" for n in labels_list) + " |\n| --- |" + " --- |" * len(labels_list))
-    for method in [*METHODS, "LabelSpreading"]:
+    for method in [*METHODS, *SCIKIT_LEARN]:
         cells = []
         for n in labels_list:
             acc = [100 * r["accuracy"] for r in done if r["mode"] == mode and r["labels"] == n and r["method"] == method
