@@ -164,9 +164,11 @@ def cmd_train(args) -> int:
     config = config_from_args(args)
     try:
         summary = train(config, resume=getattr(args, "resume", False))
-    finally:
-        is_main = context().is_main
-        shutdown()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    is_main = context().is_main
+    shutdown()
     if not is_main:
         return 0
     keys = ("method", "dataset", "final_test_accuracy", "final_ema_test_accuracy", "median_last_test_accuracy",
@@ -216,9 +218,11 @@ def cmd_pseudo_label(args) -> int:
     try:
         manifest = pseudo_label_run(args.run_dir, args.out, data=args.data, batch_size=args.batch_size,
                                     shard_size=args.shard_size, device=args.device, progress=not args.no_progress)
-    finally:
-        is_main = context().is_main
-        shutdown()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    is_main = context().is_main
+    shutdown()
     if is_main:
         print(json.dumps(manifest, indent=2))
     return 0

@@ -113,6 +113,10 @@ def context() -> Context:
     return _CONTEXT
 
 
-def shutdown() -> None:
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group; ``clean``: after a barrier, so that no rank tears its sockets
+    down while another still talks (gloo aborts the process then)."""
     if dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
