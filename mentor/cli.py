@@ -158,17 +158,10 @@ def cmd_presets(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
-    from .train.distributed import context, shutdown
+    from .train import distributed, train
 
     config = config_from_args(args)
-    try:
-        summary = train(config, resume=getattr(args, "resume", False))
-    except BaseException:
-        shutdown(clean=False)
-        raise
-    is_main = context().is_main
-    shutdown()
+    summary, is_main = distributed.run(lambda: train(config, resume=getattr(args, "resume", False)))
     if not is_main:
         return 0
     keys = ("method", "dataset", "final_test_accuracy", "final_ema_test_accuracy", "median_last_test_accuracy",
@@ -213,16 +206,11 @@ def cmd_report(args) -> int:
 def cmd_pseudo_label(args) -> int:
     from .noisy_student import pseudo_label_run
 
-    from .train.distributed import context, shutdown
+    from .train import distributed
 
-    try:
-        manifest = pseudo_label_run(args.run_dir, args.out, data=args.data, batch_size=args.batch_size,
-                                    shard_size=args.shard_size, device=args.device, progress=not args.no_progress)
-    except BaseException:
-        shutdown(clean=False)
-        raise
-    is_main = context().is_main
-    shutdown()
+    manifest, is_main = distributed.run(lambda: pseudo_label_run(
+        args.run_dir, args.out, data=args.data, batch_size=args.batch_size, shard_size=args.shard_size,
+        device=args.device, progress=not args.no_progress))
     if is_main:
         print(json.dumps(manifest, indent=2))
     return 0

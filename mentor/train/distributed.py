@@ -113,6 +113,20 @@ def context() -> Context:
     return _CONTEXT
 
 
+def run(job):
+    """``job()`` as this process's part of the run, then leave the process group (after a
+    barrier when every rank got through; at once when this one failed). Returns (its result,
+    whether this is the process that reports)."""
+    try:
+        result = job()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    is_main = context().is_main
+    shutdown()
+    return result, is_main
+
+
 def shutdown(clean: bool = True) -> None:
     """Leave the process group; ``clean``: after a barrier, so that no rank tears its sockets
     down while another still talks (gloo aborts the process then)."""

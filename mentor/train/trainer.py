@@ -74,8 +74,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     processes (``ctx``), each evaluates its contiguous share and the sums are added up."""
     total = len(x)
     if ctx is not None and ctx.active:
-        share = torch.tensor_split(torch.arange(total), ctx.world)[ctx.rank]
-        x, y = x[share[0]:share[-1] + 1] if len(share) else x[:0], y[share[0]:share[-1] + 1] if len(share) else y[:0]
+        x, y = torch.tensor_split(x, ctx.world)[ctx.rank], torch.tensor_split(y, ctx.world)[ctx.rank]
     was_training = model.training
     model.eval()
     correct = torch.zeros((), device=y.device)
@@ -200,9 +199,12 @@ class Trainer:
         self.writer = None
 
     def _model_tensors(self, buffers_only: bool = False):
+        """The method's parameters and buffers; ``buffers_only``: its floating buffers (the
+        batch-norm statistics, which each rank updates on its own slice)."""
         models = self.method.models
-        tensors = [] if buffers_only else [p for p in models.parameters()]
-        return tensors + [b for b in models.buffers() if b.dtype.is_floating_point or not buffers_only]
+        if buffers_only:
+            return [b for b in models.buffers() if b.dtype.is_floating_point]
+        return [*models.parameters(), *models.buffers()]
 
     def _capture(self) -> None:
         """--capture: the method's loss (forward, and through AOTAutograd its backward) and each
@@ -457,8 +459,8 @@ class Trainer:
         keys = sorted(sums)
         if not keys:
             return {}
-        means = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).reshape(()).cpu() / counts[k] for k in keys])
-        means = self.dist.sum(means.to(self.device)) / self.dist.world
+        means = torch.stack([sums[k].to(self.device, torch.float32).reshape(()) / counts[k] for k in keys])
+        means = self.dist.sum(means) / self.dist.world
         return dict(zip(keys, means.cpu().tolist()))
 
     def _summarise(self, last: dict, steps_this_process: int) -> dict:
