@@ -141,14 +141,33 @@ class LabelColumn:
         return np.sort(train), np.sort(test)
 
 
-def standardizer(x: np.ndarray, rows: np.ndarray, standardize: bool):
-    """(mean, std) of the given rows (training and unlabeled: never the test rows); zeros and
-    ones when not standardising."""
+def rows_dataset(name: str, x: np.ndarray, labels: LabelColumn, path: str, seed: int, test_fraction: float,
+                 standardize: bool, test=None, test_path: Optional[str] = None, **extra) -> ArrayDataset:
+    """The dataset of a file of rows (a table, sentences): ``test`` = (x, y) of a given test file,
+    else a seeded stratified share of the labeled rows; features standardised with the mean and
+    std of the training and unlabeled rows (never the test rows), the scaling and which rows
+    went where kept with it."""
+    if test is not None:
+        (x_test, y_test), train_rows, test_rows = test, labels.labeled, np.zeros(0, dtype=int)
+    else:
+        train_rows, test_rows = labels.hold_out(test_fraction, seed)
+        x_test, y_test = x[test_rows], labels.y[test_rows]
     mean, std = np.zeros(x.shape[1]), np.ones(x.shape[1])
     if standardize:
-        mean, std = x[rows].mean(axis=0), x[rows].std(axis=0)
+        fit = x[np.concatenate([train_rows, labels.unlabeled])]
+        mean, std = fit.mean(axis=0), fit.std(axis=0)
         std[std == 0] = 1.0
-    return mean, std
+
+    def scale(a):
+        return ((a - mean) / std).astype(np.float32)
+
+    return ArrayDataset(
+        name=name, x_train=scale(x[train_rows]), y_train=labels.y[train_rows], x_test=scale(x_test), y_test=y_test,
+        num_classes=len(labels.class_names), x_unlabeled=scale(x[labels.unlabeled]), class_names=labels.class_names,
+        feature_scaling={"mean": mean.tolist(), "std": std.tolist()},
+        source_rows={"file": os.path.abspath(path), "train": train_rows.tolist(), "test": test_rows.tolist(),
+                     "unlabeled": labels.unlabeled.tolist(), "test_file": os.path.abspath(test_path) if test_path else None},
+        **extra)
 
 
 @DATASETS.register("table")
@@ -161,27 +180,12 @@ def load_table(path: Optional[str], seed: int = 0, target: Optional[str] = None,
         raise DataError(f"{path} has no feature column besides the target {target!r}")
     x = parse_features(header, rows, t, path)
     labels = LabelColumn([row[t].strip() for row in rows], str(unlabeled_marker).strip(), path, f"column {target!r}")
-    class_names, y, unlabeled_rows = labels.class_names, labels.y, labels.unlabeled
+    test = None
     if test_path:
         test_header, test_body = read_table(test_path)
         if test_header != header:
             raise DataError(f"{test_path} has columns {', '.join(test_header)}; {path} has {', '.join(header)}")
-        x_test = parse_features(header, test_body, t, test_path)
-        y_test = labels.encode_test([row[t].strip() for row in test_body], test_path)
-        train_rows, test_rows = labels.labeled, np.zeros(0, dtype=int)
-    else:
-        train_rows, test_rows = labels.hold_out(test_fraction, seed)
-        x_test, y_test = x[test_rows], y[test_rows]
-    mean, std = standardizer(x, np.concatenate([train_rows, unlabeled_rows]), standardize)
-
-    def scale(a):
-        return ((a - mean) / std).astype(np.float32)
-
-    return ArrayDataset(
-        name="table", x_train=scale(x[train_rows]), y_train=y[train_rows], x_test=scale(x_test), y_test=y_test,
-        num_classes=len(class_names), x_unlabeled=scale(x[unlabeled_rows]),
-        class_names=class_names, feature_columns=feature_columns,
-        feature_scaling={"mean": mean.tolist(), "std": std.tolist()},
-        source_rows={"file": os.path.abspath(path), "train": train_rows.tolist(), "test": test_rows.tolist(),
-                     "unlabeled": unlabeled_rows.tolist(), "test_file": os.path.abspath(test_path) if test_path else None},
-    )
+        test = (parse_features(header, test_body, t, test_path),
+                labels.encode_test([row[t].strip() for row in test_body], test_path))
+    return rows_dataset("table", x, labels, path, seed, test_fraction, standardize, test, test_path,
+                        feature_columns=feature_columns)

@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..registry import DATASETS
 from .arrays import ArrayDataset
 from .files import write_atomically
-from .tables import LabelColumn, standardizer
+from .tables import LabelColumn, rows_dataset
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _MODEL = None
@@ -100,24 +100,8 @@ def load_text(path: Optional[str], seed: int = 0, test_path: Optional[str] = Non
               unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
     cells, sentences = read_sentences(path)
     labels = LabelColumn(cells, str(unlabeled_marker).strip(), path, "the first field")
-    x = embed(sentences)
+    test = None
     if test_path:
         test_cells, test_sentences = read_sentences(test_path)
-        y_test = labels.encode_test(test_cells, test_path)
-        x_test = embed(test_sentences)
-        train_rows, test_rows = labels.labeled, np.zeros(0, dtype=int)
-    else:
-        train_rows, test_rows = labels.hold_out(test_fraction, seed)
-        x_test, y_test = x[test_rows], labels.y[test_rows]
-    mean, std = standardizer(x, np.concatenate([train_rows, labels.unlabeled]), standardize)
-
-    def scale(a):
-        return ((a - mean) / std).astype(np.float32)
-
-    return ArrayDataset(
-        name="text", x_train=scale(x[train_rows]), y_train=labels.y[train_rows], x_test=scale(x_test), y_test=y_test,
-        num_classes=len(labels.class_names), x_unlabeled=scale(x[labels.unlabeled]), class_names=labels.class_names,
-        feature_scaling={"mean": mean.tolist(), "std": std.tolist()},
-        source_rows={"file": os.path.abspath(path), "train": train_rows.tolist(), "test": test_rows.tolist(),
-                     "unlabeled": labels.unlabeled.tolist(), "test_file": os.path.abspath(test_path) if test_path else None},
-    )
+        test = (embed(test_sentences), labels.encode_test(test_cells, test_path))
+    return rows_dataset("text", embed(sentences), labels, path, seed, test_fraction, standardize, test, test_path)
