@@ -14,11 +14,14 @@ from mentor.train import TrainConfig, Trainer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def torchrun(*args, nproc=2):
+def torchrun(*args, nproc=2, killed=False):
+    """``killed``: the run dies on purpose; its exit status is not asserted (a rank whose peer has
+    gone may be aborted by gloo first, as when a machine goes down), only what it left on disk."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                            *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    if not killed:
+        assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
@@ -52,7 +55,7 @@ def test_killed_two_process_run_resumes_the_same_trajectory(method, tmp_path):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     worker = os.path.join(ROOT, "tests", "dist_worker.py")
     torchrun(worker, "--out", straight, "--method", method)
-    torchrun(worker, "--out", killed, "--method", method, "--die-after", "7")  # after the checkpoint at step 4
+    torchrun(worker, "--out", killed, "--method", method, "--die-after", "7", killed=True)  # after step 4's checkpoint
     assert json.load(open(os.path.join(killed, "metrics.jsonl")))["step"] == 4
     torchrun(worker, "--out", killed, "--method", method, "--resume")
     for key, value in weights(straight).items():
