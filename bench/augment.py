@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import platform
 import random
+import statistics
 import time
 
 import numpy as np
@@ -65,14 +66,26 @@ def pil_pipeline(batch_uint8: np.ndarray, rng: random.Random) -> torch.Tensor:
     return (torch.stack(out).float() / 255 - 0.5) / 0.25
 
 
-def rate(fn, n_images: int, repeats: int, sync) -> float:
-    fn()
+def timed(fn, sync) -> float:
+    """Seconds of one call, the device's queue drained before and after."""
     sync()
     started = time.perf_counter()
-    for _ in range(repeats):
-        fn()
+    fn()
     sync()
-    return n_images * repeats / (time.perf_counter() - started)
+    return time.perf_counter() - started
+
+
+def interleaved_rates(pipelines: dict, n_images: int, repeats: int, sync) -> dict:
+    """Images per second of each pipeline: the median over ``repeats`` calls, the pipelines taking
+    turns call by call (after one warm-up call each), so that a machine whose speed drifts (a
+    shared host, frequency scaling) slows them all alike instead of whichever ran last."""
+    seconds = {name: [] for name in pipelines}
+    for fn in pipelines.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in pipelines.items():
+            seconds[name].append(timed(fn, sync))
+    return {name: n_images / statistics.median(values) for name, values in seconds.items()}
 
 
 def graphed_rate(views, x: torch.Tensor, repeats: int) -> float:
@@ -93,7 +106,7 @@ def graphed_rate(views, x: torch.Tensor, repeats: int) -> float:
     except Exception as error:  # report, do not hide: the row says why
         print(f"CUDA graph capture failed: {type(error).__name__}: {error}")
         return float("nan")
-    return rate(graph.replay, len(x), repeats, torch.cuda.synchronize)
+    return interleaved_rates({"graph": graph.replay}, len(x), repeats, torch.cuda.synchronize)["graph"]
 
 
 def main() -> None:
@@ -119,16 +132,15 @@ def main() -> None:
              for static in (True, False)}
     g = torch.Generator(device=device).manual_seed(0)
     rng = random.Random(0)
-    results = {
-        f"mentor weak ({device.type})": rate(lambda: views[True].weak(x, g), len(x), args.repeats, sync),
-        f"mentor strong, static sync-free round ({device.type})":
-            rate(lambda: views[True].strong(x, g), len(x), args.repeats, sync),
-        f"mentor strong, per-op round ({device.type})": rate(lambda: views[False].strong(x, g), len(x), args.repeats, sync),
+    pipelines = {
+        f"mentor weak ({device.type})": lambda: views[True].weak(x, g),
+        f"mentor strong, static sync-free round ({device.type})": lambda: views[True].strong(x, g),
+        f"mentor strong, per-op round ({device.type})": lambda: views[False].strong(x, g),
+        "PIL per-image strong (cpu, 1 process)": lambda: pil_pipeline(images, rng),
     }
+    results = interleaved_rates(pipelines, len(x), args.repeats, sync)
     if device.type == "cuda":
         results["mentor strong, static round in a CUDA graph (cuda)"] = graphed_rate(views[True], x, args.repeats)
-    results["PIL per-image strong (cpu, 1 process)"] = rate(lambda: pil_pipeline(images, rng), len(x), args.repeats,
-                                                            lambda: None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"command: python bench/augment.py --batch {args.batch} --repeats {args.repeats} --device {args.device}"
           f"{' --data-path ' + args.data_path if args.data_path else ''}{f' --threads {args.threads}' if args.threads else ''}")

@@ -41,9 +41,44 @@ def test_captured_step_equals_eager_step():
         assert captured.history[-1]["train"][key] == pytest.approx(value, rel=1e-5, abs=1e-6)
 
 
+def test_captured_mpl_step_equals_eager_step():
+    """MPL's two models and two optimizers, the feedback's JVP with the step's dropout masks
+    replayed, the UDA ramp as device data, the waiting and finetuning phases as host branches."""
+    from test_image_training import image_config, tiny_images
+
+    options = dict(uda_threshold=0.0, uda_ramp_steps=4, student_wait_steps=1, finetune_steps=1,
+                   student_dropout=0.3, teacher_dropout=0.2)
+
+    def run(capture):
+        trainer = Trainer(image_config("meta_pseudo_labels", method_options=options, steps=7, ema_decay=0.9,
+                                       eval_every=0, schedule="cosine", capture=capture), dataset=tiny_images())
+        trainer.fit()
+        return trainer
+
+    torch._dynamo.reset()
+    eager, captured = run(False), run(True)
+    assert hasattr(captured.method._labeled_gradient_jvp, "_torchdynamo_orig_callable")  # really compiled
+    assert captured.method._ramp is not None and float(captured.method._ramp) == 1.0  # filled in place
+    for state in ("models", ):
+        for key, want in eager.method.state_dict()[state].items():
+            torch.testing.assert_close(captured.method.state_dict()[state][key], want, rtol=1e-5, atol=1e-6,
+                                       msg=key)
+    for a, b in zip(eager.ema.module.parameters(), captured.ema.module.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    logs = [entry["train"] for entry in eager.history]
+    assert any("teacher_mpl" in entry for entry in logs)
+    for want, got in zip(logs, [entry["train"] for entry in captured.history]):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
 def test_capture_refuses_methods_with_host_logic():
-    with pytest.raises(ConfigError, match="--capture: method 'mixmatch'.*capturable methods: fixmatch, supervised"):
+    with pytest.raises(ConfigError, match="--capture: method 'mixmatch'.*capturable methods: fixmatch, "
+                                          "meta_pseudo_labels, supervised"):
         Trainer(config(method="mixmatch", method_options={}, input_noise=0.15, capture=True))
+    with pytest.raises(ConfigError, match="samples its hard labels on the host"):
+        Trainer(config(method="meta_pseudo_labels", method_options={"labels": "sample"}, capture=True))
+    with pytest.raises(ConfigError, match="reduced_mpl' switches from its large teacher"):
+        Trainer(config(method="reduced_mpl", method_options={}, capture=True))
 
 
 def test_sync_free_ema_equals_averaged_model_and_reads_nothing_after_the_first_update():

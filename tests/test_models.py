@@ -1,4 +1,6 @@
 """Model zoo: parameter counts of the papers' networks, forward shapes, noise options."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -90,3 +92,27 @@ def test_bad_model_options():
         create_model("wrn28_2", (64,), 10)
     with pytest.raises(ConfigError, match="dropout must be in"):
         create_model("small_cnn", (1, 28, 28), 10, dropout=1.0)
+
+
+def test_replayable_noise_draws_as_plain_layers_and_replays_its_draw():
+    from mentor.models.layers import ReplayableDropout, make_noise_replayable, noise_mode
+
+    model = nn.Sequential(nn.Linear(5, 16), nn.Dropout(0.4), nn.Linear(16, 16), DropPath(0.5), nn.Linear(16, 3))
+    reference = copy.deepcopy(model)
+    layers = make_noise_replayable(model)
+    assert [type(layer) for layer in layers] == [ReplayableDropout, DropPath]
+    x = torch.randn(32, 5)
+    torch.manual_seed(0)
+    want = reference(x)
+    torch.manual_seed(0)
+    with noise_mode(layers, "record"):
+        recorded = model(x)
+    assert torch.equal(recorded, want)  # the draws of nn.Dropout and of DropPath as it was
+    with noise_mode(layers, "replay"):
+        replayed = [model(x) for _ in range(2)]
+    assert all(torch.equal(r, recorded) for r in replayed)
+    fresh = model(x)  # outside: fresh noise again
+    assert not torch.equal(fresh, recorded)
+    assert layers[0].noise_mode is None
+    with pytest.raises(ConfigError, match="'1' \\(Dropout2d\\) draws noise that cannot be replayed"):
+        make_noise_replayable(nn.Sequential(nn.Conv2d(3, 3, 1), nn.Dropout2d(0.2)))

@@ -175,9 +175,11 @@ class RandAugment:
 
     def _warp(self, x: torch.Tensor, ops: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         matrices = _affine_matrices(ops, m, self.ops, x.shape[2], x.shape[3])
-        fill = torch.full((x.shape[1],), FILL, device=x.device, dtype=x.dtype)
-        return warp_affine(x, matrices, (x.shape[2], x.shape[3]), padding_mode="fill", fill_value=fill,
-                           align_corners=True)
+        # Gray outside the image: bilinear sampling of x - FILL with zeros outside, plus FILL, is
+        # kornia's padding_mode="fill" exactly (sum of the inside weights times x, FILL times the
+        # rest) with one sampling pass; "fill" makes two (the image and a mask of ones).
+        return warp_affine(x - FILL, matrices, (x.shape[2], x.shape[3]), padding_mode="zeros",
+                           align_corners=True) + FILL
 
     def _round_static(self, x, ops, m, strength, partner):
         out = x
@@ -245,10 +247,11 @@ def flip_and_translate(x: torch.Tensor, generator: torch.Generator, hflip: bool 
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     oy = torch.randint(2 * pad + 1, (b, 1), generator=generator, device=x.device)
     ox = torch.randint(2 * pad + 1, (b, 1), generator=generator, device=x.device)
-    rows = (oy + torch.arange(h, device=x.device)).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
-    out = padded.gather(2, rows)
-    cols = (ox + torch.arange(w, device=x.device)).view(b, 1, 1, w).expand(b, c, h, w)
-    return out.gather(3, cols)
+    # Each image's h x w window at (oy, ox), as one gather over the flattened padded image.
+    rows = (oy + torch.arange(h, device=x.device)).view(b, h, 1)
+    cols = (ox + torch.arange(w, device=x.device)).view(b, 1, w)
+    window = (rows * (w + 2 * pad) + cols).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.flatten(2).gather(2, window).view(b, c, h, w)
 
 
 def mixup(x: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator,

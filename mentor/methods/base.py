@@ -187,6 +187,18 @@ class Method:
         """Told once before training how many steps the run has (for phases and ramps)."""
         self.total_steps = total_steps
 
+    def capture_blocker(self) -> Optional[str]:
+        """Why --capture cannot compile this method's step as static graphs, as a clause
+        ("decides ... on the host"); None when it can."""
+        if not self.capturable:
+            return "decides on the host inside its step (phases, ramps or data-dependent branches)"
+        return None
+
+    def compile_step(self, compile: Callable) -> None:
+        """--capture: replace the parts of the step that run on the device by ``compile(part)``
+        (the trainer compiles the optimizer steps). Default: the loss, forward and backward."""
+        self.loss = compile(self.loss)
+
     def loss(self, batch: Batch) -> StepOutput:
         raise NotImplementedError(f"{type(self).__name__} must implement loss() or override step()")
 
@@ -262,9 +274,10 @@ class Method:
             raise CheckpointError(f"checkpoint does not match method {self.name!r}: {exc}") from None
 
 
-def sgd_update_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The learning rate of the optimizer's first group (the student's eta_S in MPL)."""
-    return float(optimizer.param_groups[0]["lr"])
+def learning_rate(optimizer: torch.optim.Optimizer):
+    """The learning rate of the optimizer's first group (the student's eta_S in MPL): a float, or
+    the device tensor that --capture keeps there, left on the device (reading it would be a sync)."""
+    return optimizer.param_groups[0]["lr"]
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,6 @@ feedback still uses eta_S * g_u as the step, as the paper does.
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Optional
 
 import torch
@@ -72,9 +71,9 @@ from torch.func import functional_call, jvp
 
 from ..errors import ConfigError, check_unit_interval
 from ..losses import linear_ramp, soft_cross_entropy, uda_consistency
-from ..models.layers import frozen_bn_statistics
+from ..models.layers import frozen_bn_statistics, make_noise_replayable, noise_mode
 from ..registry import METHODS
-from .base import Method, flat, fused_forward, resolve_steps, sgd_update_lr, upcast
+from .base import Method, flat, fused_forward, resolve_steps, learning_rate, upcast
 from .pseudo_label import check_label_kind, teacher_targets
 
 FEEDBACK_MODES = ("expected", "dot", "cosine", "loss_diff", "none")
@@ -89,26 +88,12 @@ def _dropout(rate: Optional[float]) -> dict:
     return {} if rate is None else {"dropout": rate}
 
 
-def rng_snapshot(device: torch.device):
-    """The global RNG state(s) a forward pass draws dropout from, to replay the same masks."""
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return torch.get_rng_state(), cuda
-
-
-@contextlib.contextmanager
-def replayed_rng(snapshot, device: torch.device):
-    """Inside: the RNG as it was at ``snapshot``. After: as before entering (nothing consumed)."""
-    cpu, cuda = snapshot
-    with torch.random.fork_rng(devices=[device] if cuda is not None else []):
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state(cuda, device)
-        yield
-
-
 @METHODS.register("meta_pseudo_labels")
 class MetaPseudoLabels(Method):
     name = "meta_pseudo_labels"
+    # Phases are host branches between compiled pieces, the ramp and the rates are device data
+    # (compile_step); sampled labels and the moving baseline are not (capture_blocker).
+    capturable = True
 
     def __init__(self, model_factory, num_classes, seed=0,
                  labels: str = "soft",
@@ -161,6 +146,8 @@ class MetaPseudoLabels(Method):
         self.baseline = 0.0
         self.build_teacher(model_factory)
         self.models["student"] = model_factory(**_dropout(student_dropout))
+        self._student_noise = make_noise_replayable(self.models["student"])
+        self._ramp = None  # under capture: the UDA ramp factor as a device tensor
 
     @staticmethod
     def _check_feedback(labels, feedback, baseline_decay, student_labeled_weight):
@@ -217,6 +204,27 @@ class MetaPseudoLabels(Method):
     def load_extra_state(self, state):
         self.baseline = float(state["baseline"])
 
+    # --- capture ------------------------------------------------------------------------
+    def capture_blocker(self):
+        if self.labels == "sample":
+            return "samples its hard labels on the host (labels='sample'; 'soft' and 'argmax' are drawn on the device)"
+        if self.baseline_decay is not None:
+            return "keeps its moving-average baseline (baseline_decay) as a host number updated from each step"
+        return None
+
+    def compile_step(self, compile):
+        """The step's pieces, each a static graph: the teacher's forward and losses, the student's
+        step forward and losses, the labeled forward (L_old, L_new), the feedback's JVP; the
+        optimizer steps are compiled by the trainer. Between them, in eager code: the phase
+        branch (a host step count, no device read), autograd.grad through the compiled
+        backwards, and the noise mode of the student's dropout (record, then replay)."""
+        self._teacher_losses = compile(self._teacher_losses)
+        self._student_losses = compile(self._student_losses)
+        self._labeled_loss = compile(self._labeled_loss)
+        self._labeled_gradient_jvp = compile(self._labeled_gradient_jvp)
+        if self.uda_ramp_steps > 0:  # the ramp as data, not a new constant (and a new graph) per step
+            self._ramp = torch.zeros((), device=next(self.models.parameters()).device)
+
     # --- one step -----------------------------------------------------------------------
     def step(self, batch):
         self.train()
@@ -225,7 +233,13 @@ class MetaPseudoLabels(Method):
         with self.autocast():
             if self.finetune_steps > 0 and t >= self.total_steps - self.finetune_steps:
                 return self._finetune_step(batch)
-            return self._mpl_step(batch, student_active=t >= self.student_wait_steps, t=t)
+            return self._mpl_step(batch, student_active=t >= self.student_wait_steps, ramp=self._uda_ramp(t))
+
+    def _uda_ramp(self, t: int):
+        """The UDA term's ramp factor at step t: a float, or under capture a device tensor filled in
+        place (an asynchronous fill, no read)."""
+        value = linear_ramp(t, self.uda_ramp_steps)
+        return value if self._ramp is None else self._ramp.fill_(value)
 
     def _finetune_step(self, batch):
         opt = self.optimizers["finetune" if self.finetune_lr is not None else "student"]
@@ -248,19 +262,24 @@ class MetaPseudoLabels(Method):
         logits = fused_forward(teacher, *views)
         return logits[0], logits[1], (logits[2] if needs_weak else None), student_view
 
-    def _mpl_step(self, batch, student_active: bool, t: int):
+    def _teacher_losses(self, batch, ramp):
+        """The teacher's supervised and UDA losses, the logits it labels the student's batch with
+        (those of the student's view, or of the weak view with label_view="weak"), that view, logs."""
         t_logits_l, t_logits_u, t_logits_weak, x_u = self.teacher_forward(batch)
-        logs = {}
         teacher_loss = self.supervised_weight * F.cross_entropy(
             t_logits_l, batch.y_l, label_smoothing=self.label_smoothing)
-        logs["teacher_sup"] = teacher_loss.detach()
+        logs = {"teacher_sup": teacher_loss.detach()}
         if t_logits_weak is not None and self.uda_weight > 0:
             uda, mask = uda_consistency(t_logits_weak, t_logits_u, self.uda_temperature, self.uda_threshold)
-            teacher_loss = teacher_loss + self.uda_weight * linear_ramp(t, self.uda_ramp_steps) * uda
+            teacher_loss = teacher_loss + self.uda_weight * ramp * uda
             logs.update(teacher_uda=uda.detach(), uda_mask=mask)
+        # The labels and the teacher's MPL term come from the same teacher logits (the same view).
+        labeling = t_logits_weak if self.label_view == "weak" and t_logits_weak is not None else t_logits_u
+        return teacher_loss, labeling, x_u, logs
+
+    def _mpl_step(self, batch, student_active: bool, ramp):
+        teacher_loss, labeling, x_u, logs = self._teacher_losses(batch, ramp)
         if student_active:
-            # The labels and the teacher's MPL term come from the same teacher logits (the same view).
-            labeling = t_logits_weak if self.label_view == "weak" and t_logits_weak is not None else t_logits_u
             mpl_term, student_logs = self._student_step_and_feedback(batch, x_u, labeling)
             mpl_term = self.feedback_weight * mpl_term
             teacher_loss = teacher_loss + mpl_term
@@ -273,27 +292,35 @@ class MetaPseudoLabels(Method):
         logs["loss"] = logs.get("loss_u", teacher_loss.detach())
         return logs
 
+    def _student_losses(self, x_l, y_l, x_u, t_logits_u):
+        """The teacher's labels (no gradient) and the student's losses on them and on the labeled
+        batch, from one forward over labeled + unlabeled (one BN batch, as the public code)."""
+        targets = teacher_targets(t_logits_u, self.labels, self.generator)  # (B, C)
+        s_logits_l, s_logits_u = fused_forward(self.models["student"], x_l, x_u)
+        return targets, soft_cross_entropy(s_logits_u, targets), F.cross_entropy(s_logits_l, y_l)
+
+    def _labeled_loss(self, x_l, y_l):
+        """The student's labeled loss from a forward of the labeled batch alone (L_old, L_new)."""
+        return F.cross_entropy(upcast(self.models["student"](x_l)), y_l)
+
     def _student_step_and_feedback(self, batch, x_u, t_logits_u):
         """Student SGD step on the teacher's labels; returns the teacher's MPL term and logs."""
         student, opt = self.models["student"], self.optimizers["student"]
         params = [p for p in student.parameters() if p.requires_grad]
-        eta = sgd_update_lr(opt)
-        targets = teacher_targets(t_logits_u, self.labels, self.generator)  # (B, C), no gradient
+        eta = learning_rate(opt)
         w = self.student_labeled_weight
         needs_d = self.feedback == "expected" or (self.feedback == "cosine" and self.labels == "soft")
         needs_g_u = self.feedback in ("dot", "cosine")
 
-        # One forward over labeled + unlabeled (one BN batch, as the public code). The JVP for
-        # d_ik replays this forward exactly: same input, same dropout masks.
-        rng = rng_snapshot(x_u.device)
-        s_logits_l, s_logits_u = fused_forward(student, batch.x_l, x_u)
-        loss_u = soft_cross_entropy(s_logits_u, targets)
-        loss_sup = F.cross_entropy(s_logits_l, batch.y_l)
+        # The step's forward records its dropout masks; the JVP for d_ik replays them (the same
+        # input, the same masks: the same function of the student's weights).
+        with noise_mode(self._student_noise, "record"):
+            targets, loss_u, loss_sup = self._student_losses(batch.x_l, batch.y_l, x_u, t_logits_u)
         with torch.no_grad(), frozen_bn_statistics(student):
             # The labeled loss before the step, measured the way L_new is after it: a forward of
             # the labeled batch alone. (Read off the fused forward, as the public code does, batch
             # norm would normalise it with other statistics and bias L_old - L_new.)
-            loss_old = F.cross_entropy(upcast(student(batch.x_l)), batch.y_l)
+            loss_old = self._labeled_loss(batch.x_l, batch.y_l)
         if needs_g_u:
             g_u = torch.autograd.grad(loss_u, params, retain_graph=w > 0)
             g_u_flat = flat(g_u)  # a copy, taken before the optimizer reads the gradients
@@ -302,16 +329,19 @@ class MetaPseudoLabels(Method):
             step_grads = torch.autograd.grad(loss_u + w * loss_sup if w > 0 else loss_u, params)
         old_params = [p.detach().clone() for p in params] if needs_d else None
         for p, g in zip(params, step_grads):
-            p.grad = g
+            # In the parameter's layout, as backward() would leave it (a compiled backward may return
+            # another; the compiled optimizer step, shared with the finetuning phase, expects one).
+            p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         opt.step()
 
         with frozen_bn_statistics(student):  # a measurement, not a training batch: BN statistics stay
-            loss_new = F.cross_entropy(upcast(student(batch.x_l)), batch.y_l)
+            loss_new = self._labeled_loss(batch.x_l, batch.y_l)
         g_l = torch.autograd.grad(loss_new, params)
         logs = {"loss_u": loss_u.detach(), "loss_student_sup": loss_sup.detach(), "loss_l_old": loss_old,
                 "loss_l_new": loss_new.detach()}
         if needs_d:
-            d = self._labeled_gradient_jvp(old_params, g_l, batch.x_l, x_u, rng)  # (B, C)
+            with noise_mode(self._student_noise, "replay"):
+                d = self._labeled_gradient_jvp(old_params, [g.detach() for g in g_l], batch.x_l, x_u)  # (B, C)
             # h = eta <g_l, g_u> exactly, since g_u = (1/B) sum_ik targets_ik grad(-log S_k(x_i)).
             logs["h"] = eta * (d * targets).sum() / len(x_u)
         if self.feedback == "none":
@@ -344,9 +374,9 @@ class MetaPseudoLabels(Method):
         ce_teacher = soft_cross_entropy(t_logits_u, targets)  # mean over the batch
         return h.detach() * ce_teacher, logs
 
-    def _labeled_gradient_jvp(self, old_params, g_l, x_l, x_u, rng):
+    def _labeled_gradient_jvp(self, old_params, g_l, x_l, x_u):
         """d_ik = <g_l, grad_theta_S -log S_k(x_i; theta_S)>: one forward-mode pass through the
-        student at its pre-step weights, on the step's fused batch with its dropout masks."""
+        student at its pre-step weights, on the step's fused batch (its dropout masks replayed)."""
         student = self.models["student"]
         names = [n for n, p in student.named_parameters() if p.requires_grad]
         buffers = dict(student.named_buffers())
@@ -360,6 +390,5 @@ class MetaPseudoLabels(Method):
             logits = functional_call(student, {**copies, **dict(zip(names, weights))}, (x,))
             return -F.log_softmax(upcast(logits)[len(x_l):], dim=-1)
 
-        with replayed_rng(rng, x_u.device):
-            _, d = jvp(neg_log_probs, tuple(old_params), tuple(g.detach() for g in g_l))
+        _, d = jvp(neg_log_probs, tuple(old_params), tuple(g_l))
         return d.detach()

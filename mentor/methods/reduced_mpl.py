@@ -74,6 +74,7 @@ class TeacherChain(nn.Module):
 @METHODS.register("reduced_mpl")
 class ReducedMetaPseudoLabels(MetaPseudoLabels):
     name = "reduced_mpl"
+    capturable = False  # see capture_blocker
     # The conformance suite's 6-step runs: 2 steps for the large teacher, then MPL with T'.
     smoke_hparams = {"large_teacher_steps": 2}
 
@@ -86,6 +87,10 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
         self.reduced_layers = reduced_layers
         super().__init__(model_factory, num_classes, seed, **mpl_options)
         self.large_probs: Optional[torch.Tensor] = None  # T's softmax on the unlabeled pool, (N_u, C)
+
+    def capture_blocker(self):
+        return ("switches from its large teacher's phase to MPL by precomputing the large teacher's "
+                "predictions on the unlabeled pool, host work between phases")
 
     def build_teacher(self, model_factory) -> None:
         options = {**_dropout(self.teacher_dropout), **self.large_teacher_options}

@@ -2,17 +2,45 @@
 from __future__ import annotations
 
 import contextlib
+from typing import List
 
 import torch
 from torch import nn
 
-from ..errors import check_unit_interval
+from ..errors import ConfigError, check_unit_interval
 
 
-class DropPath(nn.Module):
+class ReplayableNoise:
+    """A random layer whose draw can be recorded in one forward and replayed in another.
+
+    ``noise_mode`` is None (draw afresh, the layer's usual behaviour), "record" (draw afresh and
+    keep the draw) or "replay" (reuse the kept draw). Meta Pseudo Labels replays the noise of the
+    student's step forward in the Jacobian-vector product of its feedback: the same dropout
+    masks, whatever the backend (eager, torch.compile, CUDA graphs), where re-seeding the global
+    generator would depend on how a compiled graph consumes random numbers."""
+
+    noise_mode = None
+    recorded = None
+
+
+class ReplayableDropout(ReplayableNoise, nn.Dropout):
+    """nn.Dropout that can record and replay its mask (see ReplayableNoise). Its fresh draws are
+    those of nn.Dropout: torch.native_dropout is the kernel F.dropout runs, so a recorded forward
+    gives the numbers of an unrecorded one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or self.noise_mode is None:
+            return super().forward(x)
+        if self.noise_mode == "replay":
+            return x * self.recorded * (1.0 / (1.0 - self.p))
+        out, self.recorded = torch.native_dropout(x, self.p, True)
+        return out
+
+
+class DropPath(ReplayableNoise, nn.Module):
     """Stochastic depth (Huang et al. 2016; Noisy Student's "stochastic depth"): in training,
     drop the residual branch of a whole example with probability p and scale survivors by
-    1/(1-p), so the expected output is unchanged. Identity in eval mode."""
+    1/(1-p), so the expected output is unchanged. Identity in eval mode. Replayable."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()
@@ -21,11 +49,47 @@ class DropPath(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= self.p
+        if self.noise_mode == "replay":
+            keep = self.recorded
+        else:
+            keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= self.p
+            if self.noise_mode == "record":
+                self.recorded = keep
         return x * keep.to(x.dtype) / (1.0 - self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+# Random layers of torch that have no replayable form here.
+_UNREPLAYABLE = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def make_noise_replayable(model: nn.Module) -> List[ReplayableNoise]:
+    """Turns the model's plain nn.Dropout layers into ReplayableDropout (the same layer: no state,
+    the same draws) and returns its replayable layers; a random layer that cannot replay is an error."""
+    layers = []
+    for name, module in model.named_modules():
+        if type(module) is nn.Dropout:
+            module.__class__ = ReplayableDropout
+        elif isinstance(module, _UNREPLAYABLE):
+            raise ConfigError(f"layer {name!r} ({type(module).__name__}) draws noise that cannot be replayed; "
+                              "use nn.Dropout or mentor.models.layers.DropPath")
+        if isinstance(module, ReplayableNoise):
+            layers.append(module)
+    return layers
+
+
+@contextlib.contextmanager
+def noise_mode(layers: List[ReplayableNoise], mode: str):
+    """Inside: the layers record ("record") or replay ("replay") their noise."""
+    for layer in layers:
+        layer.noise_mode = mode
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.noise_mode = None
 
 
 def set_stochastic_depth(model: nn.Module, final_drop: float) -> int:

@@ -213,14 +213,18 @@ class Trainer:
         within float rounding; tests/test_capture.py). Learning rates become device tensors the
         scheduler fills in place, so a new rate is new data, not a new graph."""
         method = self.method
-        if not type(method).capturable:
+        blocker = method.capture_blocker()
+        if blocker is not None:
             from ..registry import METHODS
             able = sorted(name for name in METHODS.names() if METHODS.get(name).capturable)
-            raise ConfigError(f"--capture: method {self.config.method!r} decides on the host inside its step "
-                              f"(phases, ramps or data-dependent branches), which one static graph cannot hold; "
-                              f"capturable methods: {', '.join(able)}")
+            raise ConfigError(f"--capture: method {self.config.method!r} {blocker}, which static graphs cannot "
+                              f"hold; capturable methods: {', '.join(able)}")
+        # Random ops inside the graphs draw from the generators as eager ops do (inductor's own
+        # random numbers would give other dropout masks than the eager reference).
+        import torch._inductor.config as inductor_config
+        inductor_config.fallback_random = True
         mode = "reduce-overhead" if self.device.type == "cuda" else None
-        method.loss = torch.compile(method.loss, mode=mode)
+        method.compile_step(partial(torch.compile, mode=mode))
         for optimizer in method.optimizers.values():  # after the schedulers, which wrap step() themselves
             optimizer.step = torch.compile(optimizer.step, mode=mode)
 
