@@ -5,9 +5,11 @@
     python bench/step_time.py --method fixmatch --dataset fashion_mnist --model small_cnn \
         --batch-size 32 --unlabeled-batch-size 224 --device cpu
 
-Builds the trainer exactly as `mentor train` would (a preset, then the flags given), runs
---warmup steps (compilation, cuDNN autotuning), then times --steps steps with the device
-synchronised, and prints the milliseconds per step with the command, device and date.
+Builds the trainer exactly as `mentor train` would (a preset, then the flags given; --capture
+included), runs --warmup steps (compilation, cuDNN autotuning, CUDA-graph recording), then
+times --steps of the trainer's own step (method step, schedules, EMA; Trainer.train_step) with
+the device synchronised only around them, and prints the milliseconds per step with the
+command, device and date.
 """
 from __future__ import annotations
 
@@ -37,18 +39,18 @@ def main() -> None:
     if hasattr(method, "student_wait_steps"):
         method.student_wait_steps = 0
     for _ in range(args.warmup):
-        method.step(trainer.stream.next())
+        trainer.train_step()
     sync()
     started = time.perf_counter()
     for _ in range(args.timed_steps):
-        method.step(trainer.stream.next())
+        trainer.train_step()
     sync()
     ms = 1000 * (time.perf_counter() - started) / args.timed_steps
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(json.dumps({"method": config.method, "model": config.model, "dataset": config.dataset,
                       "batch": [config.batch_size, config.unlabeled_batch_size], "ms_per_step": round(ms, 2),
                       "device": name, "precision": "bf16" if method.amp else "fp32",
-                      "channels_last": trainer.channels_last, "compile": config.compile,
+                      "channels_last": trainer.channels_last, "compile": config.compile, "capture": config.capture,
                       "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
                       "command": "python bench/step_time.py " + " ".join(rest)}, indent=2))
 

@@ -404,6 +404,23 @@ class Trainer:
                     self.writer.add_scalar(key, value, record["step"])
             self.writer.flush()
 
+    def train_step(self) -> Dict[str, torch.Tensor]:
+        """One training step as fit() runs it: the method's step on the next batch, the learning
+        rate schedules, the batch-norm broadcast of a multi-process run and the EMA; returns the
+        step's logs (device tensors, not read). The step counter is fit()'s."""
+        logs = self.method.step(self.stream.next())
+        with warnings.catch_warnings():
+            # A phase may leave an optimizer idle (the Pseudo-Label student early on);
+            # its schedule still advances with the step count, which is what we want.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for s in self.schedulers.values():
+                s.step()
+        if self.dist.active:  # batch-norm statistics: rank 0's on every rank (DDP's broadcast_buffers)
+            self.dist.broadcast(self._model_tensors(buffers_only=True))
+        if self.ema is not None:
+            self.ema.update_parameters(self.method.eval_model())
+        return logs
+
     def fit(self, resume: bool = False) -> dict:
         self._prepare_out(resume)
         cfg = self.config
@@ -417,17 +434,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or not self.dist.is_main,
                    desc=cfg.method, leave=False)
         while self.step < cfg.steps:
-            logs = self.method.step(self.stream.next())
-            with warnings.catch_warnings():
-                # A phase may leave an optimizer idle (the Pseudo-Label student early on);
-                # its schedule still advances with the step count, which is what we want.
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-                for s in self.schedulers.values():
-                    s.step()
-            if self.dist.active:  # batch-norm statistics: rank 0's on every rank (DDP's broadcast_buffers)
-                self.dist.broadcast(self._model_tensors(buffers_only=True))
-            if self.ema is not None:
-                self.ema.update_parameters(self.method.eval_model())
+            logs = self.train_step()
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + torch.as_tensor(v, dtype=torch.float32).detach()
                 counts[k] = counts.get(k, 0) + 1
