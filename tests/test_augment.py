@@ -145,3 +145,31 @@ def test_static_strong_view_reads_nothing_on_the_host():
     with HostReads() as reads:  # the guard can fail: by default a CPU batch takes the per-op path
         RandAugment("cifar")(images(8), gen())
     assert "_unique2" in reads.seen and "nonzero" in reads.seen
+
+
+def test_geometric_warp_is_kornias_gray_fill_in_one_pass():
+    from kornia.geometry.transform import warp_affine
+
+    from mentor.augment.images import _affine_matrices
+
+    x = torch.rand(30, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    augment = RandAugment("cifar")
+    ops = torch.tensor([augment.ops.index(GEOMETRIC[i % len(GEOMETRIC)]) for i in range(30)])
+    m = torch.rand(30, generator=torch.Generator().manual_seed(1))
+    want = warp_affine(x, _affine_matrices(ops, m, augment.ops, 16, 16), (16, 16), padding_mode="fill",
+                       fill_value=torch.full((3,), FILL), align_corners=True)
+    got = augment._warp(x, ops, m)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert (got == FILL).any() and (want - x).abs().max() > 0.1  # gray corners, moved pixels: not a no-op
+
+
+def test_weak_shift_is_each_images_window_of_the_reflect_padded_batch():
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(2)
+    out = flip_and_translate(x, g, hflip=False, translate=0.25)
+    g = torch.Generator().manual_seed(2)
+    oy, ox = (torch.randint(5, (6, 1), generator=g) for _ in range(2))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    for i in range(6):
+        y0, x0 = int(oy[i]), int(ox[i])
+        assert torch.equal(out[i], padded[i, :, y0:y0 + 8, x0:x0 + 8])

@@ -243,8 +243,11 @@ class MetaPseudoLabels(Method):
 
     def _finetune_step(self, batch):
         opt = self.optimizers["finetune" if self.finetune_lr is not None else "student"]
-        loss = self.supervised_update(self.models["student"], opt, batch)
-        return {"loss": loss, "loss_finetune": loss}
+        loss = self._labeled_loss(batch.x_l, batch.y_l)  # (the compiled piece under capture)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.detach(), "loss_finetune": loss.detach()}
 
     @staticmethod
     def student_view(batch):
