@@ -7,8 +7,13 @@
 #   stage "fixmatch" / "supervised" / "mpl" (9 minutes each): bench/time_to_accuracy.py of that
 #     recipe on CIFAR-10-4K (the JPEG copy, balanced split), curve and summary under $OUT.
 #
+#     CAPTURE=--capture runs them captured (once the speed stage shows that --capture is faster).
+#
+# A session's device time (15 minutes, start-up included) holds the speed stage and one 9-minute
+# stage at most: plan one recipe per session.
 # Carry: .whl (kornia, kornia-rs wheels for cp312) and data/cifar10-jpeg.tar.gz. Usage on the device:
 #   bash bench/device_check.sh speed
+#   CAPTURE=--capture bash bench/device_check.sh fixmatch
 set -uo pipefail
 stage=${1:?stage: speed, fixmatch, supervised or mpl}
 OUT=${OUT:-/tmp/out}
@@ -37,7 +42,7 @@ fixmatch | supervised | mpl)
     [ "$stage" = supervised ] && extra=(--method supervised)
     log "time_to_accuracy $stage"
     timeout 580 python3 bench/time_to_accuracy.py --minutes 9 --points 15 --out "$OUT/$stage" -- \
-        --preset "$preset" "${extra[@]}" --data-path "$DATA" --num-labeled 4000 --device cuda 2>&1 | tee -a "$OUT/log.txt"
+        --preset "$preset" "${extra[@]}" ${CAPTURE:-} --data-path "$DATA" --num-labeled 4000 --device cuda 2>&1 | tee -a "$OUT/log.txt"
     ;;
 *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac

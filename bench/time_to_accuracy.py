@@ -41,7 +41,8 @@ def synchronizer(device: torch.device):
 
 
 def probe(train_args, warmup: int, steps: int) -> dict:
-    """Seconds per step and per evaluation of the command's trainer (a throw-away one)."""
+    """Seconds per step (the trainer's own step: schedules and EMA included) and per evaluation of
+    the command's trainer (a throw-away one)."""
     started = time.perf_counter()
     config = config_from_args(train_args)
     config.out, config.steps = None, max(config.steps, warmup + steps + 1)
@@ -49,11 +50,11 @@ def probe(train_args, warmup: int, steps: int) -> dict:
     setup = time.perf_counter() - started
     sync = synchronizer(trainer.device)
     for _ in range(warmup):
-        trainer.method.step(trainer.stream.next())
+        trainer.train_step()
     sync()
     started = time.perf_counter()
     for _ in range(steps):
-        trainer.method.step(trainer.stream.next())
+        trainer.train_step()
     sync()
     per_step = (time.perf_counter() - started) / steps
     started = time.perf_counter()
