@@ -408,6 +408,10 @@ class Trainer:
         """One training step as fit() runs it: the method's step on the next batch, the learning
         rate schedules, the batch-norm broadcast of a multi-process run and the EMA; returns the
         step's logs (device tensors, not read). The step counter is fit()'s."""
+        if self.config.capture:
+            # A new iteration for the CUDA graphs: the previous step's graph outputs (its logs,
+            # already summed) may be overwritten by this step's replays.
+            torch.compiler.cudagraph_mark_step_begin()
         logs = self.method.step(self.stream.next())
         with warnings.catch_warnings():
             # A phase may leave an optimizer idle (the Pseudo-Label student early on);
