@@ -59,10 +59,9 @@ def test_captured_mpl_step_equals_eager_step():
     eager, captured = run(False), run(True)
     assert hasattr(captured.method._labeled_gradient_jvp, "_torchdynamo_orig_callable")  # really compiled
     assert captured.method._ramp is not None and float(captured.method._ramp) == 1.0  # filled in place
-    for state in ("models", ):
-        for key, want in eager.method.state_dict()[state].items():
-            torch.testing.assert_close(captured.method.state_dict()[state][key], want, rtol=1e-5, atol=1e-6,
-                                       msg=key)
+    captured_models = captured.method.models.state_dict()
+    for key, want in eager.method.models.state_dict().items():
+        torch.testing.assert_close(captured_models[key], want, rtol=1e-5, atol=1e-6, msg=key)
     for a, b in zip(eager.ema.module.parameters(), captured.ema.module.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     logs = [entry["train"] for entry in eager.history]

@@ -217,7 +217,9 @@ class MetaPseudoLabels(Method):
         step forward and losses, the labeled forward (L_old, L_new), the feedback's JVP; the
         optimizer steps are compiled by the trainer. Between them, in eager code: the phase
         branch (a host step count, no device read), autograd.grad through the compiled
-        backwards, and the noise mode of the student's dropout (record, then replay)."""
+        backwards, and the noise mode of the student's dropout (record, then replay). The
+        finetuning phase keeps the shared supervised_update: its forward and backward run eagerly,
+        its optimizer step compiled."""
         self._teacher_losses = compile(self._teacher_losses)
         self._student_losses = compile(self._student_losses)
         self._labeled_loss = compile(self._labeled_loss)
@@ -243,11 +245,8 @@ class MetaPseudoLabels(Method):
 
     def _finetune_step(self, batch):
         opt = self.optimizers["finetune" if self.finetune_lr is not None else "student"]
-        loss = self._labeled_loss(batch.x_l, batch.y_l)  # (the compiled piece under capture)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss.detach(), "loss_finetune": loss.detach()}
+        loss = self.supervised_update(self.models["student"], opt, batch)
+        return {"loss": loss, "loss_finetune": loss}
 
     @staticmethod
     def student_view(batch):
