@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 SEEDS ?= 10
 
-.PHONY: install demo test bench clean
+.PHONY: install demo two-moons test bench clean
 
 $(BIN)/mentor: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(BIN)/mentor: pyproject.toml
 
 install: $(BIN)/mentor
 
+# The main job: does unlabeled data help on built-in data, and which method? (mentor compare)
 demo: install
-	$(BIN)/mentor demo --seeds $(SEEDS) --out demo_out
+	$(BIN)/mentor demo --out demo_out
+
+# The MPL TwoMoon reproduction (paper section 3.1) and its honest finding.
+two-moons: install
+	$(BIN)/mentor demo two-moons --seeds $(SEEDS) --out demo_out/two_moons
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -1,39 +1,15 @@
-"""The ``mentor`` command: methods, presets, train, eval, predict, export, report, pseudo-label, noisy-student, demo."""
+"""The ``mentor`` command: methods, presets, train, compare, eval, predict, export, report, pseudo-label, noisy-student,
+demo."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
 from .errors import ConfigError, MentorError
-
-
-def parse_value(text: str):
-    """'0.1' -> 0.1, 'true' -> True, 'none' -> None, '8,8' -> [8, 8], anything else -> str."""
-    lowered = text.lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if "," in text:
-        return [parse_value(part) for part in text.split(",") if part]
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
-    options = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        options[key.replace("-", "_")] = parse_value(value)
-    return options
+from .options import parse_options, parse_value  # noqa: F401  (parse_value: part of the command line's API)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -233,10 +209,48 @@ def cmd_noisy_student(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from .experiments.two_moons import run_demo
+COMPARE_FLAGS = ("methods", "seeds", "folds", "jobs", "baselines", "unlabeled_fraction", "class_mismatch",
+                 "labeled_classes", "fit_best")
 
-    run_demo(seeds=args.seeds, out=args.out, workers=args.workers, progress=not args.no_progress)
+
+def cmd_compare(args) -> int:
+    from .compare import compare, format_tables
+
+    own = {name: vars(args).pop(name, None) for name in COMPARE_FLAGS}
+    if "method" in vars(args):
+        raise ConfigError("mentor compare trains several methods: name them with --methods (not --method)")
+    resume = getattr(args, "resume", False)
+    config = config_from_args(args)
+    if config.out is None:
+        raise ConfigError("mentor compare needs --out, the folder of its cells, compare.json and report.html")
+    baselines = own["baselines"]
+    if baselines is not None and [b.lower() for b in baselines] == ["none"]:
+        baselines = []
+    seeds = own["seeds"] or ([config.seed] if "seed" in vars(args) else None)
+    result = compare(config, methods=own["methods"], seeds=seeds, folds=own["folds"], out=config.out,
+                     jobs=own["jobs"], resume=resume, baselines=baselines,
+                     unlabeled_fractions=own["unlabeled_fraction"], class_mismatch=own["class_mismatch"],
+                     labeled_classes=own["labeled_classes"], fit_best=own["fit_best"], progress=config.progress)
+    print(format_tables(result))
+    if result.get("best"):
+        print(f"\n--fit-best: {result['best']['label']} trained on every label: {result['best']['folder']} "
+              "(mentor predict / mentor export take it)" + (f"; {result['best']['note']}" if result['best']['note'] else ""))
+    print(f"\nwrote {os.path.join(config.out, 'compare.json')} and {os.path.join(config.out, 'report.html')}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    if args.which == "two-moons":
+        from .experiments.two_moons import run_demo
+
+        run_demo(seeds=args.seeds, out=args.out, workers=args.workers, progress=not args.no_progress)
+        return 0
+    from .compare import format_tables
+    from .experiments.compare_demo import run_compare_demo
+
+    result = run_compare_demo(out=args.out, jobs=args.workers, progress=not args.no_progress)
+    print(format_tables(result))
+    print(f"\nwrote {os.path.join(args.out, 'compare.json')} and {os.path.join(args.out, 'report.html')}")
     return 0
 
 
@@ -295,10 +309,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-model-hp", nargs="*", metavar="KEY=VALUE",
                    help="further model options of every student, e.g. dropout=0.3")
     p.set_defaults(func=cmd_noisy_student)
-    p = sub.add_parser("demo", help="the MPL TwoMoon experiment (paper section 3.1)")
-    p.add_argument("--seeds", type=int, default=10, help="datasets / runs per method")
-    p.add_argument("--out", default="demo_out", help="folder for two_moons.png and two_moons.json")
-    p.add_argument("--workers", type=int, default=2, help="processes running seeds in parallel")
+    p = sub.add_parser("compare", help="does unlabeled data help, and which method? every method next to supervised "
+                       "training and classical baselines, on folds of the labels, with intervals and a verdict")
+    add_train_arguments(p)
+    p.add_argument("--methods", nargs="+", metavar="NAME[:KEY=VALUE...]",
+                   help="methods (with options, e.g. meta_pseudo_labels:feedback=none) and scikit-learn baselines "
+                        "(logistic_regression, gradient_boosting, label_spreading, self_training); supervised is "
+                        "always added. Default: supervised fixmatch uda mean_teacher mixmatch meta_pseudo_labels, "
+                        "plus the baselines on feature data")
+    p.add_argument("--baselines", nargs="+", metavar="NAME",
+                   help="scikit-learn baselines (default on feature data: logistic_regression gradient_boosting "
+                        "label_spreading; none on images); 'none' for none")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds: each draws its labels (unless --split-seed pins "
+                   "them), its folds and its training (default: --seed, 0)")
+    p.add_argument("--folds", type=int, default=5, help="stratified folds of the labels per seed (default 5): each "
+                   "trains on the others and is scored on its held-out labels; 0: train on every label, test split "
+                   "only (a benchmark: nothing is chosen)")
+    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel worker processes, the cores' "
+                   "threads split between them (default 1)")
+    p.add_argument("--unlabeled-fraction", nargs="+", type=float, metavar="F",
+                   help="study: keep a seeded fraction F of the unlabeled pool (e.g. 0.1 0.3 1)")
+    p.add_argument("--class-mismatch", nargs="+", type=float, metavar="R",
+                   help="study: label only --labeled-classes; a fraction R of a fixed-size unlabeled pool comes "
+                        "from the other classes (e.g. 0 0.25 0.5 0.75 1)")
+    p.add_argument("--labeled-classes", nargs="+", type=int, metavar="C",
+                   help="with --class-mismatch: the labeled classes (default: the first 60%% of the classes)")
+    p.add_argument("--fit-best", action="store_true",
+                   help="train the network chosen on validation on every label into OUT/best (a run folder)")
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("demo", help="the main demo: mentor compare on built-in data (see README); "
+                       "'mentor demo two-moons': the MPL TwoMoon experiment (paper section 3.1)")
+    p.add_argument("which", nargs="?", choices=("compare", "two-moons"), default="compare")
+    p.add_argument("--seeds", type=int, default=10, help="two-moons: datasets / runs per method")
+    p.add_argument("--out", default="demo_out", help="folder of the demo's files")
+    p.add_argument("--workers", type=int, default=2, help="processes running cells (seeds) in parallel")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -14,8 +14,17 @@ Methods that compare two noisy views (MixMatch, the Pi-model, Mean Teacher) get 
 method's hyper-parameters (``mentor methods``); get_params / set_params include them, so
 GridSearchCV can search them. Nothing is done in __init__; the fitted network and scaling are
 the only state (``model_``, ``classes_``, ``n_features_in_``), and the estimator pickles.
+
+``method="auto"`` chooses for you: `mentor compare` trains each of ``candidates`` (default
+mentor.compare.DEFAULT_METHODS; entries as on the command line, e.g. "fixmatch:threshold=0.9")
+on ``folds`` stratified folds of the labeled rows, in ``n_jobs`` processes, and the method with
+the best validation accuracy is trained on every row (``chosen_method_``; ``comparison_`` holds
+each candidate's validation accuracy, its difference to supervised training with a 95% interval,
+and the resolution of that validation).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,7 +41,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, method: str = "fixmatch", model: str = "mlp", steps: int = 1000, batch_size: int = 64,
                  unlabeled_batch_size: int = 448, lr: float = 0.03, strong_noise: float = 0.15,
                  input_noise=None, ema_decay=None, model_options=None, unlabeled=-1, random_state: int = 0,
-                 device: str = "cpu", **method_options):
+                 device: str = "cpu", candidates=None, folds: int = 5, n_jobs: int = 1, **method_options):
         self.method = method
         self.model = model
         self.steps = steps
@@ -46,6 +55,9 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.unlabeled = unlabeled
         self.random_state = random_state
         self.device = device
+        self.candidates = candidates
+        self.folds = folds
+        self.n_jobs = n_jobs
         self._method_options = method_options  # private: scikit-learn's checks allow no other attribute
 
     # --- parameters: the signature's, plus the method's hyper-parameters given as keywords ---
@@ -81,28 +93,50 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, encoded = np.unique(y_labeled, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}) among its labeled rows; a classifier needs 2")
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS.names())}")
+        if self.method != "auto" and self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose 'auto' or one of {', '.join(METHODS.names())}")
+        if self.method == "auto" and self._method_options:
+            raise ConfigError(f"method options {sorted(self._method_options)} go with a named method; with "
+                              "method='auto' give them inside candidates, e.g. 'fixmatch:threshold=0.9'")
         self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
         self.scale_[self.scale_ == 0] = 1.0
         x = ((X - self.mean_) / self.scale_).astype(np.float32)
         x_labeled, x_unlabeled = x[~is_unlabeled], x[is_unlabeled]
         dataset = ArrayDataset("arrays", x_labeled, encoded.astype(np.int64), x_labeled[:1], encoded[:1].astype(np.int64),
                                len(self.classes_), x_unlabeled=x_unlabeled)
-        input_noise = self.input_noise
-        if input_noise is None and METHODS.get(self.method).second_view:
-            input_noise = self.strong_noise
-        config = TrainConfig(method=self.method, num_labeled=0, model=self.model, model_options=dict(self.model_options or {}),
-                             method_options=dict(self._method_options), steps=int(self.steps),
+        config = TrainConfig(method="supervised", num_labeled=0, model=self.model,
+                             model_options=dict(self.model_options or {}), steps=int(self.steps),
                              batch_size=int(self.batch_size), unlabeled_batch_size=int(self.unlabeled_batch_size),
-                             lr=float(self.lr), strong_noise=self.strong_noise, input_noise=input_noise,
+                             lr=float(self.lr), strong_noise=self.strong_noise, input_noise=self.input_noise,
                              ema_decay=self.ema_decay, eval_every=0, seed=int(self.random_state), device=self.device,
                              progress=False)
+        method, options = self.method, dict(self._method_options)
+        if method == "auto":
+            method, options = self._choose(config, dataset)
+        input_noise = self.input_noise
+        if input_noise is None and METHODS.get(method).second_view:
+            input_noise = self.strong_noise
+        config = replace(config, method=method, method_options=options, input_noise=input_noise)
         trainer = Trainer(config, dataset=dataset)
         trainer.fit()
         model = trainer.ema.module if trainer.ema is not None else trainer.method.eval_model()
         self.model_ = model.to("cpu").eval()
         return self
+
+    def _choose(self, config, dataset):
+        """method='auto': `mentor compare` on folds of the labeled rows (the candidates, default
+        mentor.compare.DEFAULT_METHODS, no classical baselines: the result must be a network);
+        the best on validation is then trained on every row. ``comparison_`` keeps its table."""
+        from .compare import DEFAULT_METHODS, compare
+        from .compare.plan import parse_entry
+
+        result = compare(config, methods=list(self.candidates or DEFAULT_METHODS), folds=int(self.folds),
+                         dataset=dataset, baselines=[], test=False, jobs=int(self.n_jobs), progress=False)
+        table = result["tables"]["all"]
+        self.chosen_method_ = table["chosen"]
+        self.comparison_ = {"rows": table["rows"], "chosen": table["chosen"], "resolution": table["resolution"]}
+        entry = parse_entry(self.chosen_method_)
+        return entry.method, dict(entry.options)
 
     @torch.no_grad()
     def predict_proba(self, X) -> np.ndarray:

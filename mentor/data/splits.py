@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -117,18 +117,73 @@ def mpl_labeled_indices(n: int, num_labeled: int, ordered: bool) -> np.ndarray:
     return np.arange(MPL_SKIP, MPL_SKIP + num_labeled)
 
 
+def fold_of_labeled(labeled: np.ndarray, y: np.ndarray, num_classes: int, fold: Tuple[int, int], seed: int):
+    """(training part, held-out part) of the labeled examples for fold ``index`` of ``folds``:
+    scikit-learn's StratifiedKFold, shuffled with ``seed``, so every labeled example is held out
+    exactly once over the folds and each held-out part has every class in proportion."""
+    from sklearn.model_selection import StratifiedKFold
+
+    index, folds = fold
+    if folds < 2 or not 0 <= index < folds:
+        raise DataError(f"validation fold {index} of {folds}: need 2 or more folds and 0 <= fold < folds")
+    labels = np.asarray(y)[labeled]
+    counts = np.bincount(labels, minlength=num_classes)
+    fewest, c = int(counts.min()), int(counts.argmin())
+    if fewest < folds:
+        remedy = f"use --folds {fewest} or give more labels" if fewest >= 2 else \
+            f"give at least {folds} labels of every class"
+        raise DataError(f"class {c} has {fewest} labeled example(s), fewer than the {folds} validation folds "
+                        f"(each fold holds out at least one example of every class): {remedy}")
+    parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    train, held_out = parts[index]
+    return np.sort(labeled[train]), np.sort(labeled[held_out])
+
+
+def shape_pool(pool: np.ndarray, n_train: int, seed: int, fraction: float = 1.0,
+               mismatch: Optional[float] = None) -> np.ndarray:
+    """The unlabeled pool as a study asks for it (Oliver et al. 2018, section 4).
+    ``mismatch`` R: a pool of fixed size P = min(in-class, other-class candidates), of which a
+    fraction R is drawn from the extra examples (indices >= n_train: the classes the labels do not
+    cover) and 1 - R from the training examples, so only the composition changes with R.
+    ``fraction`` f: a seeded f of the pool (how the gain grows with the amount of unlabeled data).
+    Both draws are seeded and nested: a smaller fraction is a subset of a larger one."""
+    if not 0.0 < fraction <= 1.0:
+        raise DataError(f"unlabeled fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed + 3_000_017)
+    if mismatch is not None:
+        if not 0.0 <= mismatch <= 1.0:
+            raise DataError(f"class mismatch must be a fraction in [0, 1], got {mismatch}")
+        inside, outside = pool[pool < n_train], pool[pool >= n_train]
+        size = min(len(inside), len(outside))
+        if size == 0:
+            raise DataError("class mismatch needs unlabeled examples both of the labeled classes and of the others")
+        n_out = int(round(mismatch * size))
+        pool = np.sort(np.concatenate([rng.permutation(inside)[:size - n_out], rng.permutation(outside)[:n_out]]))
+    if fraction < 1.0:
+        keep = max(1, int(round(fraction * len(pool))))
+        pool = np.sort(rng.permutation(pool)[:keep])
+    return pool
+
+
 def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: int,
                unlabeled_pool: str = "all", extra_unlabeled: int = 0, protocol: str = "balanced",
-               ordered: bool = True, validation_size: int = 0) -> Split:
+               ordered: bool = True, validation_size: int = 0, validation_fold: Optional[Tuple[int, int]] = None,
+               fold_seed: int = 0, unlabeled_fraction: float = 1.0, class_mismatch: Optional[float] = None) -> Split:
     """Labeled indices by the protocol ("balanced": seeded, N/C per class, or with num_labeled=0
     every training example, e.g. a table's labeled rows; "mpl": appendix C.1);
     the unlabeled pool is every training example ("all", as in the papers) or the ones left over
     ("rest"). Indices >= len(y_train) refer to the dataset's extra unlabeled examples.
     validation_size examples are held out of both: class-balanced with their own seed, or, for
-    the "mpl" protocol, the first ones of the 5,000 that appendix C.1 reserves for validation."""
+    the "mpl" protocol, the first ones of the 5,000 that appendix C.1 reserves for validation.
+    validation_fold = (index, folds) holds out that fold of the labeled examples instead
+    (stratified, shuffled with ``fold_seed``): validation from the labels a user has, as
+    `mentor compare` does. The pool is then shaped by ``unlabeled_fraction`` and
+    ``class_mismatch`` (see shape_pool)."""
     validation = np.zeros(0, dtype=int)
     if validation_size < 0:
         raise DataError(f"validation size must be >= 0, got {validation_size}")
+    if validation_size and validation_fold is not None:
+        raise DataError("hold out either a validation size or a validation fold of the labels, not both")
     if num_labeled < 0:
         raise DataError(f"--num-labeled must be >= 0 (0: every labeled training example), got {num_labeled}")
     if protocol == "balanced":
@@ -151,6 +206,9 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
         labeled = mpl_labeled_indices(len(y_train), num_labeled, ordered)
     else:
         raise DataError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if validation_fold is not None:
+        labeled, validation = fold_of_labeled(np.asarray(labeled), y_train, num_classes, tuple(validation_fold),
+                                                fold_seed)
     n = len(y_train)
     if unlabeled_pool == "all":
         pool = np.arange(n)
@@ -160,6 +218,7 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
         raise DataError(f"unknown unlabeled pool {unlabeled_pool!r}; choose 'all' or 'rest'")
     pool = np.setdiff1d(pool, validation)
     pool = np.concatenate([pool, n + np.arange(extra_unlabeled)])
+    pool = shape_pool(pool, n, seed, unlabeled_fraction, class_mismatch)
     if len(pool) == 0:
         raise DataError(
             "the unlabeled set is empty: every training example is labeled and no extra "

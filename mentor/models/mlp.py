@@ -41,6 +41,8 @@ class MLP(nn.Module):
         check_unit_interval("dropout", dropout)
         in_features = int(math.prod(input_shape))
         layers = [nn.Flatten()]
+        if isinstance(hidden, (int, float)):  # --model-hp hidden=16: one hidden layer
+            hidden = [hidden]
         for width in hidden:
             layers += [nn.Linear(in_features, int(width)), ACTIVATIONS[activation]()]
             in_features = int(width)
@@ -119,6 +121,7 @@ def wider_options(name: str, options: dict, factor: float) -> dict:
     for key in ("hidden", "widths"):
         if key in signature.parameters:
             widths = options.get(key, signature.parameters[key].default)
+            widths = [widths] if isinstance(widths, (int, float)) else widths
             return {**options, key: [max(1, round(int(w) * factor)) for w in widths]}
     if "width" in signature.parameters:
         width = options.get("width", signature.parameters["width"].default)

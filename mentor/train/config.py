@@ -25,6 +25,12 @@ class TrainConfig:
     split: str = "balanced"              # "balanced" (seeded, N/C per class) or "mpl" (MPL appendix C.1)
     unlabeled_pool: str = "all"          # "all" (the papers' default) or "rest"
     validation_size: int = 0             # training examples held out for validation (val_accuracy)
+    validation_fold: Optional[list] = None  # [index, folds]: hold out that stratified fold of the labeled
+                                            # examples instead (shuffled with seed; mentor compare's cells)
+    unlabeled_fraction: float = 1.0      # keep a seeded fraction of the unlabeled pool
+    labeled_classes: Optional[list] = None  # label only these classes; the others' examples become unlabeled
+    class_mismatch: Optional[float] = None  # with labeled_classes: this fraction of a fixed-size pool is
+                                            # drawn from the other classes (Oliver et al. 2018)
     label_noise: float = 0.0             # fraction of labeled examples whose label is redrawn (seeded, saved in split.json)
     noise_kind: str = "symmetric"        # symmetric (uniform over classes) or asymmetric (class c -> c + 1)
     model: str = "mlp"
@@ -78,6 +84,20 @@ class TrainConfig:
             raise ConfigError(f"unknown split protocol {self.split!r}; choose one of {', '.join(PROTOCOLS)}")
         if not 0.0 <= self.label_noise <= 1.0:
             raise ConfigError(f"label_noise must be a fraction in [0, 1], got {self.label_noise}")
+        if self.validation_fold is not None:
+            if len(self.validation_fold) != 2 or not 0 <= self.validation_fold[0] < self.validation_fold[1] \
+                    or self.validation_fold[1] < 2:
+                raise ConfigError(f"validation_fold must be [index, folds] with folds >= 2 and 0 <= index < folds, "
+                                  f"got {self.validation_fold}")
+            if self.validation_size:
+                raise ConfigError("hold out either validation_size examples or a validation_fold, not both")
+        if not 0.0 < self.unlabeled_fraction <= 1.0:
+            raise ConfigError(f"unlabeled_fraction must be in (0, 1], got {self.unlabeled_fraction}")
+        if self.class_mismatch is not None:
+            if self.labeled_classes is None:
+                raise ConfigError("class_mismatch needs labeled_classes: the classes the labels come from")
+            if not 0.0 <= self.class_mismatch <= 1.0:
+                raise ConfigError(f"class_mismatch must be a fraction in [0, 1], got {self.class_mismatch}")
         if self.noise_kind not in NOISE_KINDS:
             raise ConfigError(f"unknown noise kind {self.noise_kind!r}; choose one of {', '.join(NOISE_KINDS)}")
         if self.precision not in PRECISIONS:

@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..augment import FeatureViews, ImageViews, RandAugment, channel_stats
-from ..data import ArrayDataset, SemiSupervisedStream, Split, load_dataset, make_split, validate_dataset
+from ..data import ArrayDataset, SemiSupervisedStream, Split
 from ..data.arrays import canonical_features
-from ..data.splits import add_label_noise
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
@@ -36,6 +35,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from . import distributed
 from .ema import SyncFreeEMA
+from .run_data import prepare_data
 from .schedule import lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
@@ -118,20 +118,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         if self.dist.active and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
-        if dataset is None:
-            dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
-        else:
-            dataset = validate_dataset(dataset)
+        dataset, self.split = prepare_data(config, dataset)
         self.dataset = dataset
-        extra = 0 if dataset.x_unlabeled is None else len(dataset.x_unlabeled)
-        self.split = make_split(dataset.y_train, config.num_labeled, dataset.num_classes,
-                                config.resolved_split_seed, config.unlabeled_pool, extra,
-                                protocol=config.split, ordered=dataset.ordered,
-                                validation_size=config.validation_size)
-        if config.label_noise:
-            add_label_noise(self.split, dataset.y_train, dataset.num_classes, config.label_noise, config.noise_kind,
-                            config.resolved_split_seed)
-        self.split.dataset_rows = dataset.source_rows
         x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
         self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
         self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
@@ -282,7 +270,9 @@ class Trainer:
     def _restore(self, state: dict, training: bool = True) -> None:
         """The checkpoint's state into this trainer; ``training``: to continue the run (then the
         number of processes must match), else to use the model (evaluate, predict, label)."""
-        saved = {k: v for k, v in state["config"].items() if k not in RESUME_FREE}
+        # Settings added since a checkpoint was written take their defaults (what that run had).
+        saved = {**TrainConfig().to_dict(), **state["config"]}
+        saved = {k: v for k, v in saved.items() if k not in RESUME_FREE}
         now = {k: v for k, v in self.config.to_dict().items() if k not in RESUME_FREE}
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         if diff:
@@ -382,6 +372,24 @@ class Trainer:
             for prefix, model in models.items():
                 result.update({f"{prefix}{split}_{k}": v for k, v in run(model).items()})
         return result
+
+    def final_model(self) -> torch.nn.Module:
+        """The model a user of the run gets: its EMA when the run kept one, else the method's
+        evaluated model (mentor.inference's ``auto``)."""
+        return self.ema.module if self.ema is not None else self.method.eval_model()
+
+    @torch.no_grad()
+    def predict_classes(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+        """The final model's class for each stored example of ``x`` (e.g. self.x_val), in eval mode."""
+        model = self.final_model()
+        was_training = model.training
+        model.eval()
+        parts = []
+        for start in range(0, len(x), batch_size):
+            with self.method.autocast():
+                parts.append(model(self.views.eval(x[start:start + batch_size])).argmax(-1).cpu())
+        model.train(was_training)
+        return torch.cat(parts).numpy() if parts else np.zeros(0, dtype=np.int64)
 
     def _log(self, record: dict) -> None:
         self.history.append(record)

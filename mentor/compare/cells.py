@@ -1,0 +1,241 @@
+"""Training one cell, and many in long-lived worker processes.
+
+A cell's folder is an ordinary run folder (config.json, split.json, metrics.jsonl,
+checkpoint.pt, summary.json; `mentor report` and `mentor predict` open it) plus two files
+written atomically once it is finished: predictions.npz (the final model's class for every
+held-out and test example, and a content key of each held-out example for pairing across
+entries) and cell.json (its figures). A cell with cell.json is done; one killed before it
+resumes from its checkpoint. A baseline's folder holds split.json, predictions.npz and
+cell.json.
+
+Workers: a process start (Python, torch, the dataset) costs more than a small cell trains, so
+``--jobs N`` starts N processes once, each with 1/N of the cores' threads, and feeds them cells.
+Each worker keeps the datasets it has loaded. On Linux a worker is killed with its parent
+(prctl PR_SET_PDEATHSIG), so a killed comparison leaves no process writing into its folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import warnings
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+
+from ..data import ArrayDataset, load_dataset
+from ..data.files import write_atomically, write_json_atomically
+from ..errors import MentorError
+from ..train import TrainConfig, Trainer
+from ..train.run_data import prepare_data
+from ..train.trainer import CHECKPOINT
+from .baselines import as_features, fit_baseline
+from .plan import Cell
+
+CELL_FILE = "cell.json"
+PREDICTIONS = "predictions.npz"
+
+
+def content_keys(x: np.ndarray) -> np.ndarray:
+    """A 64-bit key of each row's bytes: the same example has the same key in every cell and
+    seed, whatever its index (datasets whose train/test split depends on the seed included)."""
+    rows = np.ascontiguousarray(x).reshape(len(x), -1)
+    return np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little")
+                     for r in rows], dtype=np.uint64)
+
+
+def read_cell(folder: str) -> Optional[dict]:
+    path = os.path.join(folder, CELL_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_predictions(folder: str) -> Dict[str, np.ndarray]:
+    with np.load(os.path.join(folder, PREDICTIONS)) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def _save(folder: str, record: dict, predictions: Dict[str, np.ndarray]) -> dict:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **predictions)
+    write_atomically(os.path.join(folder, PREDICTIONS), lambda f: f.write(buffer.getvalue()))
+    write_json_atomically(os.path.join(folder, CELL_FILE), record)  # last: the cell is done
+    return record
+
+
+def _record(cell: Cell, val_correct: np.ndarray, test_correct: Optional[np.ndarray], seconds: float, **extra) -> dict:
+    return {"cell": cell.name, "setting": cell.setting.name, "label": cell.entry.label, "method": cell.entry.method,
+            "options": cell.entry.options, "baseline": cell.entry.baseline, "seed": cell.seed, "fold": cell.fold,
+            "folds": cell.folds, "n_val": int(len(val_correct)),
+            "val_accuracy": float(val_correct.mean()) if len(val_correct) else None,
+            "test_accuracy": float(test_correct.mean()) if test_correct is not None else None,
+            "seconds": round(seconds, 3), **extra}
+
+
+def _fresh(folder: str) -> bool:
+    """True to resume from the folder's checkpoint; otherwise the folder is emptied (a cell
+    killed before its first checkpoint starts again)."""
+    if os.path.exists(os.path.join(folder, CHECKPOINT)):
+        return True
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    return False
+
+
+def train_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset], with_test: bool) -> dict:
+    folder = config.out
+    resume = _fresh(folder)
+    trainer = Trainer(config, dataset=dataset)
+    summary = trainer.fit(resume=resume)
+    x_val = trainer.x_val.cpu().numpy()
+    val_true = trainer.y_val.cpu().numpy()
+    val_pred = trainer.predict_classes(trainer.x_val)
+    predictions = {"val_index": np.asarray(trainer.split.validation, dtype=np.int64), "val_key": content_keys(x_val),
+                   "val_true": val_true, "val_pred": val_pred}
+    test_correct = None
+    if with_test:
+        predictions.update(test_key=content_keys(trainer.x_eval.cpu().numpy()), test_true=trainer.y_eval.cpu().numpy(),
+                           test_pred=trainer.predict_classes(trainer.x_eval))
+        test_correct = predictions["test_pred"] == predictions["test_true"]
+    record = _record(cell, val_pred == val_true, test_correct, summary["wall_seconds"], steps=summary["steps"],
+                     num_labeled=summary["num_labeled"], num_unlabeled=summary["num_unlabeled"],
+                     model="ema" if trainer.ema is not None else "student")
+    return _save(folder, record, predictions)
+
+
+def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset], with_test: bool) -> dict:
+    folder = config.out
+    _fresh(folder)
+    os.makedirs(folder, exist_ok=True)
+    started = time.perf_counter()
+    ds, split = prepare_data(config, dataset)
+    split.save(os.path.join(folder, "split.json"))
+    labeled = set(split.labeled)
+
+    def pool() -> np.ndarray:
+        extra = ds.x_unlabeled if ds.x_unlabeled is not None else ds.x_train[:0]
+        rows = np.array([i for i in split.unlabeled if i not in labeled], dtype=np.int64)
+        inside = rows[rows < len(ds.x_train)]
+        return np.concatenate([ds.x_train[inside], extra[rows[rows >= len(ds.x_train)] - len(ds.x_train)]])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, used = fit_baseline(cell.entry.method, config.seed, ds.x_train[split.labeled],
+                                   split.labels(ds.y_train), pool)
+        x_val, val_true = ds.x_train[split.validation], ds.y_train[split.validation]
+        val_pred = model.predict(as_features(x_val)) if len(x_val) else np.zeros(0, dtype=np.int64)
+        test_pred = model.predict(as_features(ds.x_test)) if with_test else None
+    predictions = {"val_index": np.asarray(split.validation, dtype=np.int64), "val_key": content_keys(x_val),
+                   "val_true": val_true, "val_pred": val_pred}
+    if test_pred is not None:
+        predictions.update(test_key=content_keys(ds.x_test), test_true=ds.y_test, test_pred=test_pred)
+    notes = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught})
+    record = _record(cell, val_pred == val_true, None if test_pred is None else test_pred == ds.y_test,
+                     time.perf_counter() - started, num_labeled=len(split.labeled), num_unlabeled=used, warnings=notes)
+    return _save(folder, record, predictions)
+
+
+# --- workers ----------------------------------------------------------------------------
+_DATASETS: Dict[str, ArrayDataset] = {}
+_GIVEN: Optional[ArrayDataset] = None
+
+
+def _dataset_for(config: TrainConfig) -> ArrayDataset:
+    """The loaded dataset of ``config`` (kept per process: every cell of a comparison reads the
+    same files, seeds aside), or the in-memory dataset the comparison was given."""
+    if _GIVEN is not None:
+        return _GIVEN
+    key = json.dumps([config.dataset, config.data_path, config.seed, config.dataset_options], sort_keys=True)
+    if key not in _DATASETS:
+        _DATASETS.clear()  # one at a time: seeds of a seed-dependent dataset would pile up
+        _DATASETS[key] = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
+    return _DATASETS[key]
+
+
+def run_cell(cell: Cell, config: TrainConfig, with_test: bool) -> dict:
+    done = read_cell(config.out)
+    if done is not None:
+        return done
+    dataset = _dataset_for(config)
+    if cell.entry.baseline:
+        return baseline_cell(cell, config, dataset, with_test)
+    return train_cell(cell, config, dataset, with_test)
+
+
+def _init_worker(threads: int, given: Optional[ArrayDataset], parent: int) -> None:
+    global _GIVEN
+    import torch
+
+    _die_with_parent(parent)
+    torch.set_num_threads(threads)
+    _GIVEN = given
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent dies."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def run_cells(cells: List[Cell], configs: List[TrainConfig], with_test: bool, jobs: int, threads: int,
+              dataset: Optional[ArrayDataset]) -> Iterator[dict]:
+    """Yields each cell's record as it finishes: in this process for one job, else from ``jobs``
+    worker processes of ``threads`` torch threads each."""
+    global _GIVEN
+    if jobs <= 1:
+        import torch
+
+        previous_given, previous_threads = _GIVEN, torch.get_num_threads()
+        _GIVEN = dataset
+        torch.set_num_threads(threads)
+        try:
+            for cell, config in zip(cells, configs):
+                yield run_cell(cell, config, with_test)
+        finally:
+            _GIVEN = previous_given
+            torch.set_num_threads(previous_threads)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: a forked copy of a process whose torch thread pools already run can hang.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(threads, dataset, os.getpid())) as pool:
+        pending = {pool.submit(run_cell, cell, config, with_test) for cell, config in zip(cells, configs)}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        raise MentorError(
+                            "a worker process of the comparison died (killed, out of memory, or it failed to start: "
+                            "a script that calls compare(jobs > 1) must guard its top level with "
+                            "`if __name__ == \"__main__\":`, as Python's multiprocessing requires); finished cells "
+                            "are kept: resume, or use one job") from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

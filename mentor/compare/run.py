@@ -1,0 +1,249 @@
+"""`mentor compare`: does unlabeled data help on this data, which method, and how sure can one be?
+
+The protocol of Oliver et al. 2018 ("Realistic Evaluation of Deep Semi-Supervised Learning
+Algorithms"): one model and one budget for every method, supervised training always, the
+classical baselines a practitioner would fit anyway, and a validation built from the labels the
+user has. The labeled examples are split into ``folds`` stratified folds per seed; every entry
+trains on each fold's other labels with all the unlabeled data and is scored on the held-out
+labels. The held-out predictions are pooled over folds and seeds and paired across entries (the
+same examples), which gives each entry's difference to supervised training with a 95% interval
+and a verdict, and the choice: the entry with the best validation accuracy. The test split, where
+the dataset has one, is reported in its own columns and never informs the choice; the regret says
+what the choice cost on it.
+
+Every cell (entry x seed x fold x study setting) is a run folder under OUT/cells, so a killed
+comparison resumes (``resume=True``) with its finished cells kept.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ..data import ArrayDataset, load_dataset
+from ..data.files import write_json_atomically
+from ..errors import ConfigError
+from ..train import TrainConfig, Trainer
+from ..train.config import RESUME_FREE
+from ..train.run_data import prepare_data
+from ..train.trainer import CHECKPOINT
+from .cells import available_cores, read_cell, read_predictions, run_cells
+from .output import format_tables, write_report
+from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
+from .stats import summarise
+
+SETTINGS_FILE = "compare-settings.json"
+RESULT_FILE = "compare.json"
+BOOTSTRAP = 4000
+
+
+def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
+            folds: int = 5, out: Optional[str] = None, jobs: int = 1, resume: bool = False,
+            dataset: Optional[ArrayDataset] = None, baselines: Optional[Sequence[str]] = None,
+            unlabeled_fractions: Optional[Sequence[float]] = None, class_mismatch: Optional[Sequence[float]] = None,
+            labeled_classes: Optional[Sequence[int]] = None, fit_best: bool = False, test: bool = True,
+            progress: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Runs (or resumes) a comparison and returns what compare.json holds. ``config`` gives
+    every training setting (its method and seed are the cells'); ``dataset`` in-memory arrays
+    instead of config.dataset; ``folds`` 0 trains on every label and scores the test split only
+    (a benchmark, no choice); ``out`` None works in a temporary folder. ``log`` receives the
+    plan and notes (default: stderr when ``progress``)."""
+    if log is None:
+        log = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    if out is None:
+        if fit_best:
+            raise ConfigError("--fit-best needs --out: the chosen model is written to OUT/best")
+        with tempfile.TemporaryDirectory(prefix="mentor-compare-") as folder:
+            return compare(config, methods, seeds, folds, folder, jobs, False, dataset, baselines,
+                           unlabeled_fractions, class_mismatch, labeled_classes, False, test, progress, log)
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"--folds {folds}: give 2 or more validation folds, or 0 to train on every label and score "
+                          "the test split only")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    seeds = list(seeds) if seeds else [config.seed]
+    if fit_best and (unlabeled_fractions or class_mismatch):
+        raise ConfigError("--fit-best trains the choice on all the data; run it without --unlabeled-fraction and "
+                          "--class-mismatch")
+    if fit_best and not folds:
+        raise ConfigError("--fit-best chooses on validation folds; it cannot go with --folds 0")
+
+    loaded = dataset if dataset is not None else load_dataset(config.dataset, config.data_path, seed=seeds[0],
+                                                              **config.dataset_options)
+    features = not loaded.is_image
+    if features and config.strong_noise is None:
+        config = replace(config, strong_noise=FEATURE_NOISE)
+    entries = resolve_entries(methods, baselines, features)
+    settings = study_settings(unlabeled_fractions, class_mismatch, labeled_classes, loaded.num_classes)
+    cells = make_cells(settings, entries, seeds, folds)
+    configs = [cell.config(config, cell.folder(out), features) for cell in cells]
+    for setting in settings:  # bad input (too few labels for the folds, mismatch on a pool of unknown classes) now
+        first = next(c for cell, c in zip(cells, configs) if cell.setting == setting)  # of seeds[0], as ``loaded``
+        prepare_data(first.validate(), loaded)
+    _claim_folder(out, config, folds, test, labeled_classes, resume)
+
+    todo = [(cell, c) for cell, c in zip(cells, configs) if read_cell(c.out) is None]
+    threads = max(1, available_cores() // jobs)
+    started = time.perf_counter()
+    log(_plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads,
+                   _estimate(todo, dataset if dataset is not None else loaded, jobs, threads, seeds[0])))
+    _run(todo, test, jobs, threads, dataset, progress, log)
+    result = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
+                        time.perf_counter() - started)
+    if fit_best:
+        result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log)
+    write_json_atomically(os.path.join(out, RESULT_FILE), result)
+    result["report"] = write_report(result, os.path.join(out, "report.html"))
+    write_json_atomically(os.path.join(out, RESULT_FILE), result)
+    return result
+
+
+def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -> dict:
+    free = set(RESUME_FREE) | {"method", "method_options", "seed"}  # the cells' own
+    return {"config": {k: v for k, v in config.to_dict().items() if k not in free}, "folds": folds, "test": test,
+            "labeled_classes": list(labeled_classes) if labeled_classes else None}
+
+
+def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled_classes, resume: bool) -> None:
+    """Writes OUT/compare-settings.json, or checks a resumed comparison against it. Methods,
+    seeds and study points may change on resume (finished cells are found by name); the
+    training settings, folds and labeled classes may not."""
+    path = os.path.join(out, SETTINGS_FILE)
+    now = json.loads(json.dumps(_fingerprint(config, folds, test, labeled_classes)))
+    if os.path.exists(path):
+        if not resume:
+            raise ConfigError(f"{out} already holds a comparison; pass --resume to continue it (methods, seeds and "
+                              "study points may be added) or choose another --out")
+        with open(path) as f:
+            saved = json.load(f)
+        diff = [f"{k}: {saved['config'].get(k)!r} then, {now['config'].get(k)!r} now"
+                for k in sorted(set(saved["config"]) | set(now["config"]))
+                if saved["config"].get(k) != now["config"].get(k)]
+        diff += [f"{k}: {saved.get(k)!r} then, {now.get(k)!r} now" for k in ("folds", "test", "labeled_classes")
+                 if saved.get(k) != now.get(k)]
+        if diff:
+            raise ConfigError(f"{out} holds a comparison made with other settings ({'; '.join(diff)}); resume it "
+                              "with the same training flags or choose another --out")
+        return
+    if resume and os.path.isdir(out) and os.listdir(out):
+        raise ConfigError(f"nothing to resume: {out} holds no {SETTINGS_FILE}")
+    write_json_atomically(path, now)
+
+
+def _estimate(todo: List[tuple], dataset: ArrayDataset, jobs: int, threads: int, first_seed: int) -> Optional[float]:
+    """Seconds the cells left will take: each network entry's step and evaluation timed on a
+    few steps of its first cell (at the threads one job gets), times its cells' steps, over
+    the jobs. Baselines are not timed (seconds each at these sizes)."""
+    import torch
+
+    per_entry: Dict[str, float] = {}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for cell, config in todo:
+            if cell.entry.baseline or cell.entry.label in per_entry:
+                continue
+            probe = Trainer(replace(config, out=None, progress=False),
+                            dataset=dataset if config.seed == first_seed else None)
+            for _ in range(2):
+                probe.train_step()
+            begin = time.perf_counter()
+            for _ in range(6):
+                probe.train_step()
+            step = (time.perf_counter() - begin) / 6
+            begin = time.perf_counter()
+            probe.evaluate()
+            evaluations = config.steps // config.eval_every if config.eval_every else 1
+            per_entry[cell.entry.label] = step * config.steps + (time.perf_counter() - begin) * evaluations
+    finally:
+        torch.set_num_threads(previous)
+    if not per_entry:
+        return None
+    return sum(per_entry.get(cell.entry.label, 0.0) for cell, _ in todo) / jobs
+
+
+def _plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads, estimate) -> str:
+    networks = sum(not cell.entry.baseline for cell, _ in todo)
+    shape = f"{len(entries)} entries x {len(seeds)} seed(s) x {max(folds, 1)} fold(s)" + \
+        (f" x {len(settings)} settings" if len(settings) > 1 else "")
+    done = len(cells) - len(todo)
+    when = f"about {_duration(estimate)}" if estimate is not None else "no network to train"
+    return (f"mentor compare: {len(cells)} cells ({shape}){f', {done} already finished' if done else ''}; "
+            f"{networks} networks to train and {len(todo) - networks} classical fits, {when} with {jobs} job(s) of "
+            f"{threads} thread(s)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def _run(todo, test, jobs, threads, dataset, progress, log) -> None:
+    from tqdm.auto import tqdm
+
+    if not todo:
+        return
+    cells, configs = zip(*todo)
+    bar = tqdm(total=len(todo), desc="cells", disable=not progress, unit="cell")
+    try:
+        for record in run_cells(list(cells), list(configs), test, jobs, threads, dataset):
+            bar.set_postfix_str(f"{record['cell']}: val {_percent(record['val_accuracy'])}", refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _summarise(out, config, cells: List[Cell], entries: List[Entry], settings, seeds, folds, test, jobs,
+               seconds) -> dict:
+    baselines = [e.label for e in entries if e.baseline]
+    records = [r for r in (read_cell(cell.folder(out)) for cell in cells) if r is not None]
+    tables = {}
+    for setting in settings:
+        by_entry: Dict[str, Dict[tuple, dict]] = {}
+        for r in records:
+            if r["setting"] == setting.name:
+                by_entry.setdefault(r["label"], {})[(r["seed"], r["fold"])] = r
+        tables[setting.name] = {"overrides": setting.overrides, **summarise(
+            [(e.label, e.baseline, e.semi_supervised) for e in entries], by_entry,
+            lambda r: read_predictions(os.path.join(out, "cells", r["cell"])), "supervised", BOOTSTRAP, seeds[0])}
+    return {"format": 1, "out": os.path.abspath(out),
+            "settings": {"config": config.to_dict(), "entries": [e.label for e in entries], "baselines": baselines,
+                         "seeds": list(seeds), "folds": folds, "test": test, "jobs": jobs,
+                         "studies": [{"name": s.name, **s.overrides} for s in settings],
+                         "bootstrap": BOOTSTRAP, "interval": "95% percentile bootstrap over distinct examples"},
+            "cells": records, "tables": tables, "seconds": round(seconds, 1)}
+
+
+def _fit_best(out, config, result, entries, seed, features, dataset, log) -> dict:
+    """The best network entry on validation, trained on every label into OUT/best (a run folder
+    for mentor predict / export). A classical baseline that scored higher is named, not fitted."""
+    table = result["tables"]["all"]
+    label = table.get("best_network")
+    if label is None:
+        raise ConfigError("--fit-best: no network entry has a validation score to choose on")
+    entry = next(e for e in entries if e.label == label)
+    cell = Cell(Setting("all"), entry, seed=seed, fold=0, folds=0)
+    best_config = cell.config(config, os.path.join(out, "best"), features)
+    folder = best_config.out
+    resume = os.path.exists(os.path.join(folder, CHECKPOINT))
+    if not resume and os.path.isdir(folder):
+        import shutil
+
+        shutil.rmtree(folder)
+    log(f"--fit-best: training {label} on every label into {folder}")
+    summary = Trainer(best_config, dataset=dataset).fit(resume=resume)
+    note = None
+    if table.get("chosen_is_baseline"):
+        note = (f"the classical baseline {table['chosen']} scored higher on validation than {label}; "
+                "it is not a mentor run, so OUT/best holds the best network")
+    return {"label": label, "folder": os.path.abspath(folder), "steps": summary["steps"],
+            "test_accuracy": summary["final_test_accuracy"], "note": note}
+
