@@ -26,13 +26,19 @@ every method alike.
   survey's methods (MixMatch, ReMixMatch, online Pseudo-Label, Label Propagation, DivideMix,
   distillation); student and teacher accuracy. On feature data, methods that compare two
   augmentations (MixMatch) get Gaussian input noise of the same std as their augmentation.
+  Since 2026-12-02 this mode is `mentor compare --folds 0` (mentor.compare): every label
+  trains, the test split scores, each run is a cell under bench/runs/mpl-compare/PROBLEM-STEPS
+  (resumed when run again), and each method's difference to supervised training comes with a
+  paired 95% interval over the test examples. Its rows before that date are in
+  bench/results/mpl.jsonl.
 
-Results are appended to bench/results/mpl.jsonl (finished runs are skipped when the command
-is run again) and the table is printed for BENCHMARKS.md.
+Ablation and defaults rows are appended to bench/results/mpl.jsonl (finished runs are skipped
+when the command is run again) and the table is printed for BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -181,7 +187,7 @@ def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str,
                          device="cpu", progress=False, **flags)
     if mode == "ablation":
         config.validation_size = validation_size
-    if (mode == "compare" or feature_noise) and flags["dataset"] in FEATURE_DATASETS:
+    if feature_noise and flags["dataset"] in FEATURE_DATASETS:
         config.strong_noise = FEATURE_STRONG_NOISE
         if METHODS.get(method).second_view:  # MixMatch's two augmentations: the same noise on feature data
             config.input_noise = FEATURE_STRONG_NOISE
@@ -194,6 +200,27 @@ def run(mode: str, problem: str, steps: int, seed: int, label: str, method: str,
             "seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
             "config": config.to_dict()}
+
+
+def compare_mode(problem: str, steps: int, seeds, plan: dict, threads) -> None:
+    """The compare mode through mentor.compare (folds 0: the test split scores every label's run)."""
+    from mentor.compare import compare, format_tables
+    from mentor.compare.plan import entry_text
+
+    flags, _ = PROBLEMS[problem]
+    config = TrainConfig(steps=steps, eval_every=0, device="cpu", progress=False, **flags)
+    entries = {label: entry_text(method, options) for label, (method, options) in plan.items()}
+    out = os.path.join(os.path.dirname(__file__), "runs", "mpl-compare", f"{problem}-{steps}")
+    jobs = 2 if threads == 1 else 1  # --threads 1: two single-threaded workers share the 2 cores
+    result = compare(config, methods=list(entries.values()), seeds=seeds, folds=0, out=out, jobs=jobs, resume=True,
+                     baselines=[])
+    print(f"\ncompare: {problem}, {steps} steps, seeds {seeds}; rows as labelled here:")
+    for label, text in entries.items():
+        teachers = [json.load(open(os.path.join(out, "cells", r["cell"], "summary.json"))).get(
+            "final_teacher_test_accuracy") for r in result["cells"] if r["label"] == text]
+        teachers = [t for t in teachers if t is not None]
+        print(f"- {label}: `{text}`" + (f" (its teacher: {mean_std(teachers)})" if teachers else ""))
+    print(format_tables(result))
 
 
 def mean_std(values) -> str:
@@ -251,10 +278,13 @@ def main() -> None:
         plan["mpl (validation-chosen: " + " ".join(args.best) + ")"] = (MPL, best)
     if args.variants:
         plan = {k: v for k, v in plan.items() if k in args.variants}
+    if args.mode == "compare":
+        compare_mode(args.problem, args.steps, args.seeds, plan, args.threads)
+        return
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     done = read_results(RESULTS)
 
-    noised = (args.mode == "compare" or args.feature_noise) and PROBLEMS[args.problem][0]["dataset"] in FEATURE_DATASETS
+    noised = args.feature_noise and PROBLEMS[args.problem][0]["dataset"] in FEATURE_DATASETS
 
     def mine(r):  # rows of this mode, problem and length, with the same views (ablations with and without noise)
         return (r["mode"] == args.mode and r["problem"] == args.problem and r["steps"] == args.steps

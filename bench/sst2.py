@@ -6,14 +6,16 @@
 
 The official files (../shared/data/sst2/stsa.binary.{train,dev,test}: 6,920 / 872 / 1,821
 sentences, "label sentence" per line) are rewritten as mentor's "label<TAB>sentence" files
-under bench/.sst2 (ignored by git). Every run is `mentor train --dataset text --data-path
+under bench/.sst2 (ignored by git). The choose and compare modes are `mentor compare --folds 0`
+(mentor.compare, since 2026-12-02): every run is `mentor train --dataset text --data-path
 train.tsv --test-path test.tsv --num-labeled N --method M --strong-noise S --steps 3000 --seed K`
 (the split draws N/2 labels per class with the seed; every training sentence is in the
 unlabeled pool), with every other flag at its default; Mean Teacher compares two noisy views
 and gets --input-noise S as well. scikit-learn's LabelSpreading (kNN kernel, k = 7) and, as a
 supervised reference, LogisticRegression are fitted with their defaults on the same
-standardised embeddings and the same labeled sentences. The choose mode scores
-the dev split only (it never reads a test figure). Rows: bench/results/sst2.jsonl.
+standardised embeddings and the same labeled sentences (before 2026-12-02 LabelSpreading ran
+100 iterations instead of its default 30). The choose mode scores the dev split only (it never
+reads a test figure). Cells: bench/runs/sst2/; rows before 2026-12-02: bench/results/sst2.jsonl.
 """
 from __future__ import annotations
 
@@ -21,21 +23,18 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import time
 
-import numpy as np
 import torch
 
 from fashion_mnist import prepare, record_result
-from mentor.train import TrainConfig, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "..", "..", "shared", "data", "sst2")
 WORK = os.path.join(HERE, ".sst2")
 RESULTS = os.path.join(HERE, "results", "sst2.jsonl")
 METHODS = ("supervised", "fixmatch", "uda", "mean_teacher", "meta_pseudo_labels")
-SCIKIT_LEARN = ("LabelSpreading", "LogisticRegression")
+SCIKIT_LEARN = ("label_spreading", "logistic_regression")
 
 
 def tsv(split: str) -> str:
@@ -51,61 +50,24 @@ def tsv(split: str) -> str:
     return out
 
 
-def config(method: str, labels: int, seed: int, noise: float, steps: int, evaluate_on: str) -> TrainConfig:
-    return TrainConfig(method=method, dataset="text", data_path=tsv("train"),
-                       dataset_options={"test_path": tsv(evaluate_on)}, num_labeled=labels, steps=steps, seed=seed,
-                       strong_noise=noise, input_noise=noise if method == "mean_teacher" else None,
-                       eval_every=0, device="cpu", progress=False)
-
-
-def scikit_learn(name: str, trainer: Trainer) -> float:
-    """LabelSpreading (the labeled and unlabeled sentences) or LogisticRegression (the labeled
-    ones), scikit-learn's defaults, on the run's standardised embeddings and labeled split."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.semi_supervised import LabelSpreading
-
-    ds, split = trainer.dataset, trainer.split
-    if name == "LogisticRegression":
-        model = LogisticRegression(max_iter=1000).fit(ds.x_train[split.labeled], ds.y_train[split.labeled])
-    else:
-        y = np.full(len(ds.x_train), -1)
-        y[split.labeled] = ds.y_train[split.labeled]
-        model = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100).fit(ds.x_train, y)
-    return float((model.predict(ds.x_test) == ds.y_test).mean())
-
-
 def row(**fields) -> dict:
     return {**fields, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d")}
 
 
-def run_methods(mode: str, labels: int, seed: int, noise: float, steps: int, methods, done: list) -> None:
+def compare_split(mode: str, labels: int, seeds, noise: float, steps: int, jobs: int) -> dict:
+    """mentor compare --folds 0 on the official train file: the methods and the two scikit-learn
+    references, scored on dev ("choose") or test ("compare"); cells under bench/runs/sst2/."""
+    from mentor.compare import compare
+    from mentor.train import TrainConfig
+
     split = "dev" if mode == "choose" else "test"
-    for method in [*methods, *SCIKIT_LEARN]:
-        key = dict(mode=mode, labels=labels, seed=seed, strong_noise=noise, steps=steps, method=method)
-        if any(all(r.get(k) == v for k, v in key.items()) for r in done):
-            continue
-        started = time.perf_counter()
-        if method in SCIKIT_LEARN:
-            accuracy = scikit_learn(method, Trainer(config("supervised", labels, seed, noise, steps, split)))
-        else:
-            accuracy = Trainer(config(method, labels, seed, noise, steps, split)).fit()["final_test_accuracy"]
-        done.append(row(**key, split=split, accuracy=accuracy, seconds=round(time.perf_counter() - started, 1)))
-        record_result(RESULTS, done[-1])
-
-
-def table(done: list, mode: str, labels_list, seeds, noise: float, steps: int) -> None:
-    print(f"\nSST-2, {mode} ({'dev' if mode == 'choose' else 'test'} split), strong noise {noise}, {steps} steps, "
-          f"seeds {seeds}: accuracy, mean ± std")
-    print("| method | " + " | ".join(f"{n} labels" for n in labels_list) + " |\n| --- |" + " --- |" * len(labels_list))
-    for method in [*METHODS, *SCIKIT_LEARN]:
-        cells = []
-        for n in labels_list:
-            acc = [100 * r["accuracy"] for r in done if r["mode"] == mode and r["labels"] == n and r["method"] == method
-                   and r["strong_noise"] == noise and r["steps"] == steps and r["seed"] in seeds]
-            cells.append(f"{statistics.mean(acc):.2f} ± {statistics.stdev(acc) if len(acc) > 1 else 0:.2f}"
-                         if acc else "–")
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    config = TrainConfig(dataset="text", data_path=tsv("train"), dataset_options={"test_path": tsv(split)},
+                         num_labeled=labels, steps=steps, strong_noise=noise, eval_every=0, device="cpu",
+                         progress=False)
+    out = os.path.join(HERE, "runs", "sst2", f"{split}-{labels}-noise{noise}-{steps}")
+    return compare(config, methods=[*METHODS, *SCIKIT_LEARN], seeds=seeds, folds=0, out=out, jobs=jobs,
+                   resume=True, progress=False)
 
 
 def main() -> None:
@@ -116,9 +78,10 @@ def main() -> None:
     parser.add_argument("--strong-noise", type=float, nargs="+", default=[0.3, 1.0, 2.0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--jobs", type=int, default=2, help="cells in parallel worker processes")
     args = parser.parse_args()
     os.environ["MENTOR_CACHE"] = os.path.join(WORK, "cache")  # the runs share the embeddings
-    done = prepare(args, RESULTS)
+    prepare(args, RESULTS)
     if args.mode == "embed":
         from mentor.data.text import embed, read_sentences
 
@@ -130,11 +93,13 @@ def main() -> None:
         record_result(RESULTS, row(mode="embed", sentences=len(sentences), seconds=round(seconds, 1),
                                    per_second=round(len(sentences) / seconds)))
         return
+    from mentor.compare import format_tables
+
     for noise in args.strong_noise:
         for n in args.labels:
-            for seed in args.seeds:
-                run_methods(args.mode, n, seed, noise, args.steps, METHODS, done)
-        table(done, args.mode, args.labels, args.seeds, noise, args.steps)
+            print(f"\nSST-2, {args.mode} ({'dev' if args.mode == 'choose' else 'test'} split), {n} labels, strong "
+                  f"noise {noise}:")
+            print(format_tables(compare_split(args.mode, n, args.seeds, noise, args.steps, args.jobs)))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from .errors import ConfigError, MentorError
 from .options import parse_options, parse_value  # noqa: F401  (parse_value: part of the command line's API)
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
+def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> None:
     """Every flag defaults to "not given" so that a preset's value is overridden only by an
-    explicit flag; the defaults shown are TrainConfig's."""
+    explicit flag; the defaults shown are TrainConfig's. ``one_method`` False: no --method and
+    --hp (mentor compare names its methods, with their options, in --methods)."""
     from .data.splits import NOISE_KINDS, PROTOCOLS
     from .train import TrainConfig
     from .train.config import OPTIMIZERS, PRECISIONS
@@ -23,7 +24,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     add = p.add_argument
     add("--preset", help="a recipe (see `mentor presets`); flags given here override it")
-    add("--method", help=f"see `mentor methods` (default {d.method})")
+    if one_method:
+        add("--method", help=f"see `mentor methods` (default {d.method})")
     add("--dataset", help="two_moons, digits, wine, breast_cancer, table, text, npz, cifar10, cifar100, svhn, mnist, "
         "fashion_mnist, image_folder")
     add("--data-path", help="the dataset's file or folder (CSV / Parquet table, npz file, CIFAR archive folder, ...)")
@@ -83,7 +85,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add("--sync-bn", action="store_const", const=True,
         help="under torchrun: batch-norm statistics over all processes (SyncBatchNorm; CUDA only)")
     add("--device", help="auto, cpu, cuda, cuda:1, ...")
-    add("--hp", nargs="*", metavar="KEY=VALUE", help="method hyper-parameters, e.g. feedback=cosine")
+    if one_method:
+        add("--hp", nargs="*", metavar="KEY=VALUE", help="method hyper-parameters, e.g. feedback=cosine")
     add("--model-hp", nargs="*", metavar="KEY=VALUE", help="model options, e.g. hidden=8,8")
     add("--data-hp", nargs="*", metavar="KEY=VALUE", help="dataset options, e.g. noise=0.1")
     add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
@@ -217,8 +220,6 @@ def cmd_compare(args) -> int:
     from .compare import compare, format_tables
 
     own = {name: vars(args).pop(name, None) for name in COMPARE_FLAGS}
-    if "method" in vars(args):
-        raise ConfigError("mentor compare trains several methods: name them with --methods (not --method)")
     resume = getattr(args, "resume", False)
     config = config_from_args(args)
     if config.out is None:
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_noisy_student)
     p = sub.add_parser("compare", help="does unlabeled data help, and which method? every method next to supervised "
                        "training and classical baselines, on folds of the labels, with intervals and a verdict")
-    add_train_arguments(p)
+    add_train_arguments(p, one_method=False)
     p.add_argument("--methods", nargs="+", metavar="NAME[:KEY=VALUE...]",
                    help="methods (with options, e.g. meta_pseudo_labels:feedback=none) and scikit-learn baselines "
                         "(logistic_regression, gradient_boosting, label_spreading, self_training); supervised is "

@@ -258,3 +258,16 @@ def test_demo_is_the_comparison_and_two_moons_one_word_away():
     assert build_parser().parse_args(["demo"]).which == "compare"
     assert build_parser().parse_args(["demo", "two-moons", "--seeds", "2"]).which == "two-moons"
     assert DEMO["dataset"] == "digits" and DEMO["num_labeled"] == 50 and len(DEMO_SEEDS) == 2
+
+
+def test_folds_zero_is_a_test_split_benchmark_with_paired_intervals(tmp_path):
+    result = compare(digits_config(), methods=["supervised", "fixmatch", "logistic_regression"], seeds=[0, 1],
+                     folds=0, out=str(tmp_path / "bench"), progress=False)
+    table = result["tables"]["all"]
+    assert table["chosen"] is None and "regret" not in table  # nothing is chosen on a test split
+    rows = {r["label"]: r for r in table["rows"]}
+    assert "val" not in rows["fixmatch"] and rows["fixmatch"]["test"]["units"] > 400  # two seeds' test splits
+    assert rows["fixmatch"]["test"]["verdict"] in ("helps", "no measurable difference", "hurts")
+    summary = json.load(open(tmp_path / "bench" / "cells" / "all" / "fixmatch" / "seed1-fold0" / "summary.json"))
+    assert summary["num_labeled"] == 30 and summary["config"]["validation_fold"] is None  # every label trains
+    assert "No validation folds (--folds 0)" in format_tables(result)

@@ -42,6 +42,8 @@ PREDICTIONS = "predictions.npz"
 def content_keys(x: np.ndarray) -> np.ndarray:
     """A 64-bit key of each row's bytes: the same example has the same key in every cell and
     seed, whatever its index (datasets whose train/test split depends on the seed included)."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.uint64)
     rows = np.ascontiguousarray(x).reshape(len(x), -1)
     return np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little")
                      for r in rows], dtype=np.uint64)
@@ -145,15 +147,25 @@ _DATASETS: Dict[str, ArrayDataset] = {}
 _GIVEN: Optional[ArrayDataset] = None
 
 
+def _dataset_key(config: TrainConfig) -> str:
+    return json.dumps([config.dataset, config.data_path, config.seed, config.dataset_options], sort_keys=True)
+
+
+def remember_dataset(config: TrainConfig, dataset: ArrayDataset) -> None:
+    """Keep a dataset this process loaded already for the cells of ``config``'s seed."""
+    _DATASETS.clear()
+    _DATASETS[_dataset_key(config)] = dataset
+
+
 def _dataset_for(config: TrainConfig) -> ArrayDataset:
     """The loaded dataset of ``config`` (kept per process: every cell of a comparison reads the
     same files, seeds aside), or the in-memory dataset the comparison was given."""
     if _GIVEN is not None:
         return _GIVEN
-    key = json.dumps([config.dataset, config.data_path, config.seed, config.dataset_options], sort_keys=True)
+    key = _dataset_key(config)
     if key not in _DATASETS:
-        _DATASETS.clear()  # one at a time: seeds of a seed-dependent dataset would pile up
-        _DATASETS[key] = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
+        remember_dataset(config, load_dataset(config.dataset, config.data_path, seed=config.seed,
+                                              **config.dataset_options))  # one at a time: seeds would pile up
     return _DATASETS[key]
 
 

@@ -78,12 +78,12 @@ def verdict_lines(table: dict) -> List[str]:
     elif chosen["baseline"]:
         best = rows[table["best_network"]]
         gap = val["accuracy"] - best["val"]["accuracy"]
-        lines.append(f"Choice: {chosen['label']}, a scikit-learn baseline, scores best on validation "
-                     f"({_pct(val['accuracy'])}, {_pct(val['difference'], True)} "
-                     f"{_interval(val['difference_interval'], True)} over mentor's supervised network: "
-                     f"{verdict_word(chosen, val)}), {100 * gap:.1f} points above the best mentor network, "
-                     f"{best['label']} ({_pct(best['val']['accuracy'])}). On this data the classical model is the one "
-                     "to try first.")
+        kind = "with the unlabeled data" if chosen["semi_supervised"] else "labels only"
+        lines.append(f"Choice: {chosen['label']} (scikit-learn, {kind}) scores best on validation: "
+                     f"{_pct(val['accuracy'])}, {_pct(val['difference'], True)} "
+                     f"{_interval(val['difference_interval'], True)} over mentor's supervised network and "
+                     f"{100 * gap:.1f} points above the best mentor network, {best['label']} "
+                     f"({_pct(best['val']['accuracy'])}). On this data the classical model is the one to try first.")
     else:
         words = {"helps": "the unlabeled data helps: the interval excludes zero",
                  "no measurable difference": "but the interval holds zero: this validation cannot tell it from "
@@ -92,6 +92,11 @@ def verdict_lines(table: dict) -> List[str]:
         lines.append(f"Choice: {chosen['label']} (validation {_pct(val['accuracy'])}, "
                      f"{_pct(val['difference'], True)} {_interval(val['difference_interval'], True)} over supervised); "
                      f"{words}.")
+    contenders = sum(1 for r in table["rows"] if r["label"] != "supervised" and "val" in r)
+    if contenders > 1 and chosen["label"] != "supervised":
+        lines.append(f"The intervals are per comparison. The choice is the best of {contenders + 1} noisy validation "
+                     "figures, so its gain on new data is likely smaller than on validation (the test columns, where "
+                     "there are any, show by how much).")
     if "regret" in table:
         best = rows[table["best_on_test"]]
         lines.append(f"Test split (not used for the choice): {chosen['label']} {_pct(chosen.get('test_accuracy'))}; "
@@ -111,7 +116,8 @@ def format_tables(result: dict) -> str:
     config = result["settings"]["config"]
     parts = [f"mentor compare: {config['dataset']}, "
              f"{config['num_labeled'] or 'every'} labels, {config['steps']} steps, model {config['model']}; "
-             f"{max(folds, 1)} fold(s) x seeds {result['settings']['seeds']}; {len(result['cells'])} cells "
+             f"{f'{folds} folds' if folds else 'every label trains (no folds)'} x seeds "
+             f"{result['settings']['seeds']}; {len(result['cells'])} cells "
              f"({sum(c['seconds'] for c in result['cells']):.0f} s of training), {result['seconds']:.0f} s wall"]
     for name, table in result["tables"].items():
         header, rows = table_rows(table, folds, result["settings"]["test"])

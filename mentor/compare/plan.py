@@ -60,6 +60,19 @@ def parse_entry(text: str) -> Entry:
     return Entry(text, name, parse_options(pairs, f"--methods {text}"))
 
 
+def entry_text(method: str, options: Optional[Dict] = None) -> str:
+    """The command-line form of a method with options: ("meta_pseudo_labels", {"feedback": "none"})
+    -> "meta_pseudo_labels:feedback=none" (values as parse_value reads them back)."""
+    def value(v) -> str:
+        if isinstance(v, (list, tuple)):
+            return ",".join(value(x) for x in v) + ("," if len(v) == 1 else "")
+        if isinstance(v, dict):
+            raise ConfigError(f"option value {v!r} of {method}: a dict has no command-line form")
+        return "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    return ":".join([method, *(f"{k}={value(v)}" for k, v in (options or {}).items())])
+
+
 def resolve_entries(methods: Optional[Sequence[str]], baselines: Optional[Sequence[str]],
                     features: bool) -> List[Entry]:
     """The comparison's rows: the given methods (default: DEFAULT_METHODS), always with

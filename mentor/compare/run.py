@@ -31,8 +31,8 @@ from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
 from ..train.run_data import prepare_data
 from ..train.trainer import CHECKPOINT
-from .cells import available_cores, read_cell, read_predictions, run_cells
-from .output import format_tables, write_report
+from .cells import available_cores, read_cell, read_predictions, remember_dataset, run_cells
+from .output import write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
 from .stats import summarise
 
@@ -58,8 +58,10 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
         if fit_best:
             raise ConfigError("--fit-best needs --out: the chosen model is written to OUT/best")
         with tempfile.TemporaryDirectory(prefix="mentor-compare-") as folder:
-            return compare(config, methods, seeds, folds, folder, jobs, False, dataset, baselines,
-                           unlabeled_fractions, class_mismatch, labeled_classes, False, test, progress, log)
+            return compare(config, methods=methods, seeds=seeds, folds=folds, out=folder, jobs=jobs,
+                           dataset=dataset, baselines=baselines, unlabeled_fractions=unlabeled_fractions,
+                           class_mismatch=class_mismatch, labeled_classes=labeled_classes, test=test,
+                           progress=progress, log=log)
     if folds == 1 or folds < 0:
         raise ConfigError(f"--folds {folds}: give 2 or more validation folds, or 0 to train on every label and score "
                           "the test split only")
@@ -72,8 +74,10 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     if fit_best and not folds:
         raise ConfigError("--fit-best chooses on validation folds; it cannot go with --folds 0")
 
-    loaded = dataset if dataset is not None else load_dataset(config.dataset, config.data_path, seed=seeds[0],
-                                                              **config.dataset_options)
+    loaded = dataset
+    if loaded is None:
+        loaded = load_dataset(config.dataset, config.data_path, seed=seeds[0], **config.dataset_options)
+        remember_dataset(replace(config, seed=seeds[0]), loaded)  # the cells of seeds[0] run here with one job
     features = not loaded.is_image
     if features and config.strong_noise is None:
         config = replace(config, strong_noise=FEATURE_NOISE)
@@ -91,12 +95,11 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     started = time.perf_counter()
     log(_plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads,
                    _estimate(todo, dataset if dataset is not None else loaded, jobs, threads, seeds[0])))
-    _run(todo, test, jobs, threads, dataset, progress, log)
+    _run(todo, test, jobs, threads, dataset, progress)
     result = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
                         time.perf_counter() - started)
     if fit_best:
         result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log)
-    write_json_atomically(os.path.join(out, RESULT_FILE), result)
     result["report"] = write_report(result, os.path.join(out, "report.html"))
     write_json_atomically(os.path.join(out, RESULT_FILE), result)
     return result
@@ -182,7 +185,7 @@ def _duration(seconds: float) -> str:
         f"{seconds / 3600:.1f} h"
 
 
-def _run(todo, test, jobs, threads, dataset, progress, log) -> None:
+def _run(todo, test, jobs, threads, dataset, progress) -> None:
     from tqdm.auto import tqdm
 
     if not todo:

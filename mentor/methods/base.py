@@ -18,6 +18,9 @@ Contract used by the trainer and the conformance tests:
   first step, for methods that must see the whole pool at once (Reduced MPL precomputes a
   teacher's predictions on it; Noisy Student pseudo-labels it and draws its own filtered,
   balanced batches from it; DivideMix and Label Propagation look at every labeled example);
+- ``open_run`` (set by the trainer) opens a finished run folder, ``open_run(path, device)``, for
+  methods that learn from another run's model (distillation's ``teacher=RUN``): methods never
+  import the trainer, which sits above them;
 - ``input_shape`` is the model's input shape when the model factory tells it (the trainer's does);
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
@@ -109,6 +112,7 @@ class Method:
         self.num_unlabeled = 0  # size of the unlabeled pool, set by the trainer
         self.unlabeled_pool: Optional[UnlabeledPool] = None  # set by the trainer
         self.labeled_pool: Optional[LabeledPool] = None  # set by the trainer
+        self.open_run: Optional[Callable] = None  # set by the trainer: (run folder, device) -> its trainer
         # (C, H, W) or (D,) when the factory says (the trainer's ModelFactory does), else None.
         self.input_shape = getattr(model_factory, "input_shape", None)
 

@@ -77,9 +77,9 @@ class Distillation(NoisyStudent):
         if self.teacher is None:
             probs = super()._teacher_distribution()
         else:
-            from ..train import load_run  # the trainer imports the methods: import it when needed
-
-            run = load_run(self.teacher, device=str(pool.x.device))
+            if self.open_run is None:
+                raise ConfigError("distillation from a teacher run needs the trainer (it opens the run folder)")
+            run = self.open_run(self.teacher, device=str(pool.x.device))
             if tuple(run.dataset.x_train.shape[1:]) != tuple(pool.x.shape[1:]):
                 raise DataError(f"the teacher run {self.teacher} was trained on examples of shape "
                                 f"{tuple(run.dataset.x_train.shape[1:])}, this run's are {tuple(pool.x.shape[1:])}")

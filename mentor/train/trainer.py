@@ -178,6 +178,7 @@ class Trainer:
         self.method.unlabeled_pool = UnlabeledPool(self.stream.x_u, self.views.eval,
                                                    self.views.strong if self.views.has_strong else None,
                                                    list(self.split.unlabeled), weak=self.views.weak)
+        self.method.open_run = load_run
         self.method.labeled_pool = LabeledPool(self.stream.x_l, self.stream.y_l, self.views.eval, self.views.labeled,
                                                list(self.split.labeled))
         self.step = 0
