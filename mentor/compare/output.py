@@ -128,21 +128,31 @@ def format_tables(result: dict) -> str:
     return "\n".join(parts)
 
 
+def _difference(fig: dict) -> str:
+    if "difference" not in fig:
+        return "–"
+    return f"{_pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
+
+
 def study_table(result: dict) -> str:
-    """Entries x settings: the difference to supervised on validation (or test with --folds 0)
-    with its interval, and the test accuracy."""
-    split = "val" if result["settings"]["folds"] else "test"
+    """Entries x settings: the difference to supervised on validation (with --folds 0: on test)
+    with its interval, and beside it the test split's (never used for a choice)."""
+    folds = result["settings"]["folds"]
     names = list(result["tables"])
-    header = ["method"] + [f"{n}: vs supervised [95% CI] / test acc." for n in names]
+    both = folds and result["settings"]["test"]
+    what = "validation / test" if both else "validation" if folds else "test"
+    header = ["method"] + [f"{n}: vs supervised, {what} [95% CI]" for n in names]
     rows = []
     for label in result["settings"]["entries"]:
         cells = [label]
         for name in names:
             row = next(r for r in result["tables"][name]["rows"] if r["label"] == label)
-            fig = row.get(split, {})
-            diff = (f"{_pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
-                    if "difference" in fig else "–")
-            cells.append(f"{diff} / {_pct(row.get('test_accuracy'))}")
+            if label == "supervised":
+                cells.append(f"accuracy {_pct((row.get('val') or row.get('test') or {}).get('accuracy'))}"
+                             + (f" / {_pct(row.get('test_accuracy'))}" if both else ""))
+                continue
+            first = _difference(row.get("val" if folds else "test", {}))
+            cells.append(first + (f" / {_difference(row.get('test', {}))}" if both else ""))
         rows.append(cells)
     return _markdown(header, rows)
 
@@ -212,31 +222,37 @@ def time_figure(result: dict) -> bytes:
 
 
 def study_figure(result: dict) -> Optional[bytes]:
+    """Each entry's difference to supervised across the study's settings, with its interval:
+    on validation, and beside it on the test split where there is one (never used to choose)."""
     import matplotlib.pyplot as plt
 
     names = list(result["tables"])
     if len(names) < 2:
         return None
-    split = "val" if result["settings"]["folds"] else "test"
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label in result["settings"]["entries"]:
-        if label == "supervised":
-            continue
-        points = []
-        for x, name in enumerate(names):
-            fig_ = next(r for r in result["tables"][name]["rows"] if r["label"] == label).get(split, {})
-            if "difference" in fig_:
-                points.append((x, 100 * fig_["difference"], 100 * fig_["difference_interval"][0],
-                               100 * fig_["difference_interval"][1]))
-        if points:
-            x, d, lo, hi = map(np.array, zip(*points))
-            line, = ax.plot(x, d, marker="o", label=label)
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.12)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"difference to supervised ({'validation' if split == 'val' else 'test'}), points")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    folds, test = result["settings"]["folds"], result["settings"]["test"]
+    splits = (["val"] if folds else []) + (["test"] if test else [])
+    fig, axes = plt.subplots(1, len(splits), figsize=(7 * len(splits), 4), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for label in result["settings"]["entries"]:
+            if label == "supervised":
+                continue
+            points = []
+            for x, name in enumerate(names):
+                fig_ = next(r for r in result["tables"][name]["rows"] if r["label"] == label).get(split, {})
+                if "difference" in fig_:
+                    points.append((x, 100 * fig_["difference"], 100 * fig_["difference_interval"][0],
+                                   100 * fig_["difference_interval"][1]))
+            if points:
+                x, d, lo, hi = map(np.array, zip(*points))
+                line, = ax.plot(x, d, marker="o", label=label)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.12)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("difference to supervised training, points")
+        ax.set_title("validation (the held-out labels)" if split == "val" else
+                     "test split (not used for any choice)", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     data = _png(fig)
     plt.close(fig)
