@@ -115,7 +115,7 @@ def format_tables(result: dict) -> str:
     folds = result["settings"]["folds"]
     config = result["settings"]["config"]
     parts = [f"mentor compare: {config['dataset']}, "
-             f"{config['num_labeled'] or 'every'} labels, {config['steps']} steps, model {config['model']}; "
+             f"{config['num_labeled'] or 'all the'} labels, {config['steps']} steps, model {config['model']}; "
              f"{f'{folds} folds' if folds else 'every label trains (no folds)'} x seeds "
              f"{result['settings']['seeds']}; {len(result['cells'])} cells "
              f"({sum(c['seconds'] for c in result['cells']):.0f} s of training), {result['seconds']:.0f} s wall"]

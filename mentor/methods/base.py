@@ -19,8 +19,8 @@ Contract used by the trainer and the conformance tests:
   teacher's predictions on it; Noisy Student pseudo-labels it and draws its own filtered,
   balanced batches from it; DivideMix and Label Propagation look at every labeled example);
 - ``open_run`` (set by the trainer) opens a finished run folder, ``open_run(path, device)``, for
-  methods that learn from another run's model (distillation's ``teacher=RUN``): methods never
-  import the trainer, which sits above them;
+  methods that learn from another run's model (distillation's ``teacher=RUN``), so that no
+  method depends on the trainer's module, which sits above them;
 - ``input_shape`` is the model's input shape when the model factory tells it (the trainer's does);
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
