@@ -53,7 +53,7 @@ def _series(records: List[dict], key: str, sub: str = None):
     return [(s, t, v) for s, t, v in points if v is not None]
 
 
-def _save_figure(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
@@ -83,7 +83,7 @@ def accuracy_figure(runs: List[dict]) -> bytes:
     axes[0].set_title("accuracy against steps", fontsize=9)
     axes[1].set_title("accuracy against wall-clock seconds", fontsize=9)
     fig.tight_layout()
-    data = _save_figure(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 
@@ -112,7 +112,7 @@ def keyed_figure(runs: List[dict], sub: str, keys: List[str], title: str, log: b
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    data = _save_figure(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 
@@ -139,7 +139,7 @@ def confusion_figure(run: dict) -> bytes:
     accuracy = float((predictions == trainer.y_eval.numpy()).mean())
     ax.set_title(f"{run['name']}: test split, step {trainer.step} (accuracy {100 * accuracy:.2f}%)", fontsize=9)
     fig.tight_layout()
-    data = _save_figure(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 

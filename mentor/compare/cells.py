@@ -70,16 +70,26 @@ def _save(folder: str, record: dict, predictions: Dict[str, np.ndarray]) -> dict
     return record
 
 
-def _record(cell: Cell, val_correct: np.ndarray, test_correct: Optional[np.ndarray], seconds: float, **extra) -> dict:
-    return {"cell": cell.name, "setting": cell.setting.name, "label": cell.entry.label, "method": cell.entry.method,
-            "options": cell.entry.options, "baseline": cell.entry.baseline, "seed": cell.seed, "fold": cell.fold,
-            "folds": cell.folds, "n_val": int(len(val_correct)),
-            "val_accuracy": float(val_correct.mean()) if len(val_correct) else None,
-            "test_accuracy": float(test_correct.mean()) if test_correct is not None else None,
-            "seconds": round(seconds, 3), **extra}
+def _finish(cell: Cell, folder: str, validation, x_val: np.ndarray, val_true: np.ndarray, val_pred: np.ndarray,
+            test: Optional[tuple], seconds: float, **extra) -> dict:
+    """Writes a finished cell: its predictions (held-out and, with ``test`` = (x, y, predicted),
+    test examples, each with its content key) and its record; returns the record."""
+    predictions = {"val_index": np.asarray(validation, dtype=np.int64), "val_key": content_keys(x_val),
+                   "val_true": val_true, "val_pred": val_pred}
+    test_accuracy = None
+    if test is not None:
+        x_test, y_test, test_pred = test
+        predictions.update(test_key=content_keys(x_test), test_true=y_test, test_pred=test_pred)
+        test_accuracy = float(np.mean(test_pred == y_test))
+    record = {"cell": cell.name, "setting": cell.setting.name, "label": cell.entry.label, "method": cell.entry.method,
+              "options": cell.entry.options, "baseline": cell.entry.baseline, "seed": cell.seed, "fold": cell.fold,
+              "folds": cell.folds, "n_val": int(len(val_true)),
+              "val_accuracy": float(np.mean(val_pred == val_true)) if len(val_true) else None,
+              "test_accuracy": test_accuracy, "seconds": round(seconds, 3), **extra}
+    return _save(folder, record, predictions)
 
 
-def _fresh(folder: str) -> bool:
+def prepare_folder(folder: str) -> bool:
     """True to resume from the folder's checkpoint; otherwise the folder is emptied (a cell
     killed before its first checkpoint starts again)."""
     if os.path.exists(os.path.join(folder, CHECKPOINT)):
@@ -90,38 +100,29 @@ def _fresh(folder: str) -> bool:
 
 
 def train_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset], with_test: bool) -> dict:
-    folder = config.out
-    resume = _fresh(folder)
+    resume = prepare_folder(config.out)
     trainer = Trainer(config, dataset=dataset)
     summary = trainer.fit(resume=resume)
-    x_val = trainer.x_val.cpu().numpy()
-    val_true = trainer.y_val.cpu().numpy()
-    val_pred = trainer.predict_classes(trainer.x_val)
-    predictions = {"val_index": np.asarray(trainer.split.validation, dtype=np.int64), "val_key": content_keys(x_val),
-                   "val_true": val_true, "val_pred": val_pred}
-    test_correct = None
+    test = None
     if with_test:
-        predictions.update(test_key=content_keys(trainer.x_eval.cpu().numpy()), test_true=trainer.y_eval.cpu().numpy(),
-                           test_pred=trainer.predict_classes(trainer.x_eval))
-        test_correct = predictions["test_pred"] == predictions["test_true"]
-    record = _record(cell, val_pred == val_true, test_correct, summary["wall_seconds"], steps=summary["steps"],
-                     num_labeled=summary["num_labeled"], num_unlabeled=summary["num_unlabeled"],
-                     model="ema" if trainer.ema is not None else "student")
-    return _save(folder, record, predictions)
+        test = (trainer.x_eval.cpu().numpy(), trainer.y_eval.cpu().numpy(), trainer.predict_classes(trainer.x_eval))
+    return _finish(cell, config.out, trainer.split.validation, trainer.x_val.cpu().numpy(), trainer.y_val.cpu().numpy(),
+                   trainer.predict_classes(trainer.x_val), test, summary["wall_seconds"], steps=summary["steps"],
+                   num_labeled=summary["num_labeled"], num_unlabeled=summary["num_unlabeled"],
+                   model="ema" if trainer.ema is not None else "student")
 
 
 def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset], with_test: bool) -> dict:
     folder = config.out
-    _fresh(folder)
+    prepare_folder(folder)
     os.makedirs(folder, exist_ok=True)
     started = time.perf_counter()
     ds, split = prepare_data(config, dataset)
     split.save(os.path.join(folder, "split.json"))
-    labeled = set(split.labeled)
 
     def pool() -> np.ndarray:
         extra = ds.x_unlabeled if ds.x_unlabeled is not None else ds.x_train[:0]
-        rows = np.array([i for i in split.unlabeled if i not in labeled], dtype=np.int64)
+        rows = np.setdiff1d(split.unlabeled, split.labeled)  # the pool less the labeled examples, in order
         inside = rows[rows < len(ds.x_train)]
         return np.concatenate([ds.x_train[inside], extra[rows[rows >= len(ds.x_train)] - len(ds.x_train)]])
 
@@ -131,15 +132,10 @@ def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDatase
                                    split.labels(ds.y_train), pool)
         x_val, val_true = ds.x_train[split.validation], ds.y_train[split.validation]
         val_pred = model.predict(as_features(x_val)) if len(x_val) else np.zeros(0, dtype=np.int64)
-        test_pred = model.predict(as_features(ds.x_test)) if with_test else None
-    predictions = {"val_index": np.asarray(split.validation, dtype=np.int64), "val_key": content_keys(x_val),
-                   "val_true": val_true, "val_pred": val_pred}
-    if test_pred is not None:
-        predictions.update(test_key=content_keys(ds.x_test), test_true=ds.y_test, test_pred=test_pred)
+        test = (ds.x_test, ds.y_test, model.predict(as_features(ds.x_test))) if with_test else None
     notes = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught})
-    record = _record(cell, val_pred == val_true, None if test_pred is None else test_pred == ds.y_test,
-                     time.perf_counter() - started, num_labeled=len(split.labeled), num_unlabeled=used, warnings=notes)
-    return _save(folder, record, predictions)
+    return _finish(cell, folder, split.validation, x_val, val_true, val_pred, test, time.perf_counter() - started,
+                   num_labeled=len(split.labeled), num_unlabeled=used, warnings=notes)
 
 
 # --- workers ----------------------------------------------------------------------------

@@ -4,7 +4,6 @@ for studies the difference to supervised training across the study's settings)."
 from __future__ import annotations
 
 import html
-import io
 import math
 import os
 from typing import Dict, List, Optional
@@ -12,6 +11,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..data.files import write_atomically
+from ..report import png_bytes
 
 
 def _pct(value: Optional[float], signed: bool = False) -> str:
@@ -22,6 +22,12 @@ def _pct(value: Optional[float], signed: bool = False) -> str:
 
 def _interval(pair, signed: bool = False) -> str:
     return f"[{_pct(pair[0], signed)}, {_pct(pair[1], signed)}]" if pair else ""
+
+
+def _difference(fig: dict) -> str:
+    if "difference" not in fig:
+        return "–"
+    return f"{_pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
 
 
 # A verdict says whether the unlabeled data helps; for a supervised baseline (no unlabeled
@@ -49,8 +55,7 @@ def table_rows(table: dict, folds: int, test: bool = True) -> (List[str], List[L
         fig = row.get(split, {})
         name = row["label"] + (" (scikit-learn)" if row["baseline"] else "")
         cells = [name, f"{_pct(fig.get('accuracy'))} {_interval(fig.get('interval'))}".strip(),
-                 (f"{_pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
-                  if "difference" in fig else "–"), verdict_word(row, fig)]
+                 _difference(fig), verdict_word(row, fig)]
         if folds and test:
             cells.append(f"{_pct(row['test_accuracy'])} ± {_pct(row['test_std'])}" if "test_accuracy" in row else "–")
         cells.append(f"{row['seconds_per_cell']:.1f}" if "seconds_per_cell" in row else "–")
@@ -128,12 +133,6 @@ def format_tables(result: dict) -> str:
     return "\n".join(parts)
 
 
-def _difference(fig: dict) -> str:
-    if "difference" not in fig:
-        return "–"
-    return f"{_pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
-
-
 def study_table(result: dict) -> str:
     """Entries x settings: the difference to supervised on validation (with --folds 0: on test)
     with its interval, and beside it the test split's (never used for a choice)."""
@@ -158,12 +157,6 @@ def study_table(result: dict) -> str:
 
 
 # --- report.html ------------------------------------------------------------------------
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
-
-
 def accuracy_figure(result: dict) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -196,7 +189,7 @@ def accuracy_figure(result: dict) -> bytes:
         ax.set_title(f"{name}: {what}" + ("; red diamond: mean test accuracy (not used for the choice)" if folds else ""),
                      fontsize=8)
     fig.tight_layout()
-    data = _png(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 
@@ -216,7 +209,7 @@ def time_figure(result: dict) -> bytes:
         ax.set_yscale("log")
     ax.set_title("training time per cell (one fold of one seed)", fontsize=9)
     fig.tight_layout()
-    data = _png(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 
@@ -254,7 +247,7 @@ def study_figure(result: dict) -> Optional[bytes]:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    data = _png(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 

@@ -30,9 +30,8 @@ from ..errors import ConfigError
 from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
 from ..train.run_data import prepare_data
-from ..train.trainer import CHECKPOINT
-from .cells import available_cores, read_cell, read_predictions, remember_dataset, run_cells
-from .output import write_report
+from .cells import available_cores, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
+from .output import _pct, write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
 from .stats import summarise
 
@@ -194,14 +193,10 @@ def _run(todo, test, jobs, threads, dataset, progress) -> None:
     bar = tqdm(total=len(todo), desc="cells", disable=not progress, unit="cell")
     try:
         for record in run_cells(list(cells), list(configs), test, jobs, threads, dataset):
-            bar.set_postfix_str(f"{record['cell']}: val {_percent(record['val_accuracy'])}", refresh=False)
+            bar.set_postfix_str(f"{record['cell']}: val {_pct(record['val_accuracy'])}", refresh=False)
             bar.update(1)
     finally:
         bar.close()
-
-
-def _percent(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def _summarise(out, config, cells: List[Cell], entries: List[Entry], settings, seeds, folds, test, jobs,
@@ -236,11 +231,7 @@ def _fit_best(out, config, result, entries, seed, features, dataset, log) -> dic
     cell = Cell(Setting("all"), entry, seed=seed, fold=0, folds=0)
     best_config = cell.config(config, os.path.join(out, "best"), features)
     folder = best_config.out
-    resume = os.path.exists(os.path.join(folder, CHECKPOINT))
-    if not resume and os.path.isdir(folder):
-        import shutil
-
-        shutil.rmtree(folder)
+    resume = prepare_folder(folder)
     log(f"--fit-best: training {label} on every label into {folder}")
     summary = Trainer(best_config, dataset=dataset).fit(resume=resume)
     note = None

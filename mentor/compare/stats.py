@@ -16,9 +16,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-VERDICTS = ("helps", "no measurable difference", "hurts")
-
-
 def unit_means(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The mean of ``values`` over the rows of each distinct key."""
     _, inverse = np.unique(keys, return_inverse=True)
@@ -92,6 +89,13 @@ def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[t
     ``cells[label][(seed, fold)]`` = the finished cell records of an entry; ``load(record)``
     its predictions. Entries are paired with ``reference`` on the (seed, fold) cells both finished."""
     rows = []
+    memo: Dict[str, Dict[str, np.ndarray]] = {}
+
+    def predictions(record: dict) -> Dict[str, np.ndarray]:  # the reference's are paired with every entry: read once
+        if record["cell"] not in memo:
+            memo[record["cell"]] = load(record)
+        return memo[record["cell"]]
+
     ref_cells = cells.get(reference, {})
     for label, baseline, semi_supervised in entries:
         mine = cells.get(label, {})
@@ -108,8 +112,8 @@ def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[t
                 row["test_std"] = statistics.stdev(tests) if len(tests) > 1 else 0.0
                 row["cell_test_accuracies"] = tests
         if common:
-            mine_p = [load(mine[k]) for k in common]
-            ref_p = None if label == reference else [load(ref_cells[k]) for k in common]
+            mine_p = [predictions(mine[k]) for k in common]
+            ref_p = None if label == reference else [predictions(ref_cells[k]) for k in common]
             for split in ("val", "test"):
                 if all(f"{split}_key" in p and len(p[f"{split}_key"]) for p in mine_p):
                     row[split] = split_figures(mine_p, ref_p, split, reps, seed)

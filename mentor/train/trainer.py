@@ -30,6 +30,7 @@ from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
 from ..models import ModelFactory
+from ..pseudo_labels import eval_batches
 from ..data.files import write_json_atomically
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
@@ -382,15 +383,9 @@ class Trainer:
     @torch.no_grad()
     def predict_classes(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
         """The final model's class for each stored example of ``x`` (e.g. self.x_val), in eval mode."""
-        model = self.final_model()
-        was_training = model.training
-        model.eval()
-        parts = []
-        for start in range(0, len(x), batch_size):
-            with self.method.autocast():
-                parts.append(model(self.views.eval(x[start:start + batch_size])).argmax(-1).cpu())
-        model.train(was_training)
-        return torch.cat(parts).numpy() if parts else np.zeros(0, dtype=np.int64)
+        logits = eval_batches(self.final_model(), self.views.eval, x, self.device, batch_size,
+                              autocast=self.method.autocast)
+        return logits.argmax(-1).cpu().numpy() if len(logits) else np.zeros(0, dtype=np.int64)
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
