@@ -31,7 +31,9 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
     add("--data-path", help="the dataset's file or folder (CSV / Parquet table, npz file, CIFAR archive folder, ...)")
     add("--target", help="--dataset table: the column of class labels (empty cells: unlabeled rows)")
     add("--test-path", help="--dataset table or text: a file of labeled test rows (default: a seeded stratified 20%% "
-        "of the labeled rows, saved in split.json)")
+        "of the labeled rows, saved in split.json); --dataset shards: the test split's shards (streamed)")
+    add("--unlabeled-path", help="--dataset shards: an extra unlabeled pool of shards, streamed "
+        "(e.g. 'pool-{000000..000099}.tar')")
     add("--num-labeled", type=int, help=f"labeled examples, N/C per class (default {d.num_labeled}; "
         "--dataset table: every labeled row); 0 = every labeled training example")
     add("--split", choices=PROTOCOLS, help="balanced: seeded N/C per class (default); "
@@ -109,7 +111,7 @@ def config_from_args(args) -> "TrainConfig":
         if flag in given:
             options = parse_options(given.pop(flag), "--" + flag.replace("_", "-"))
             settings[key] = {**settings.get(key, {}), **options}
-    for flag in ("target", "test_path"):  # the table dataset's own options, as flags
+    for flag in ("target", "test_path", "unlabeled_path"):  # dataset options (table, shards), as flags
         if flag in given:
             settings["dataset_options"] = {**settings.get("dataset_options", {}), flag: given.pop(flag)}
     settings.update(given)
@@ -192,6 +194,30 @@ def cmd_pseudo_label(args) -> int:
         device=args.device, progress=not args.no_progress))
     if is_main:
         print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def cmd_shards(args) -> int:
+    from .data.shards import verify
+
+    if args.verify:
+        bad = verify(args.verify, progress=not args.no_progress)
+        for path in bad:
+            print(f"checksum mismatch: {path}")
+        print("every shard matches its manifest" if not bad else f"{len(bad)} shard(s) differ from their manifest")
+        return 1 if bad else 0
+    if not args.out:
+        raise ConfigError("mentor shards needs --out DIR (or --verify PATTERN)")
+    from .data.shard_sources import shard_source
+
+    written = shard_source(args.out, name=args.name, dataset=args.dataset, data_path=args.data_path,
+                           source=args.source, shard_size=args.shard_size, encoding=args.encoding,
+                           progress=not args.no_progress)
+    for set_name, manifest in written.items():
+        last = len(manifest["shardlist"]) - 1
+        size = manifest["image_size"] or "mixed sizes (train with --data-hp size=H,W)"
+        print(f"{set_name}: {manifest['num_samples']} images ({manifest['num_labeled']} labeled) in {last + 1} "
+              f"shard(s), {size}: '{os.path.join(args.out, set_name)}-{{000000..{last:06d}}}.tar'")
     return 0
 
 
@@ -298,6 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_pseudo_label)
+    p = sub.add_parser("shards", help="write WebDataset tar shards (and a manifest: counts per class, image sizes, "
+                       "checksums) from a built-in dataset, an image folder, a .npz/.npy array or a CSV; resumable")
+    p.add_argument("--out", help="folder of the shards and their manifests (NAME.json)")
+    p.add_argument("--dataset", help="a built-in image dataset (cifar10, fashion_mnist, ...): writes NAME-train and "
+                   "NAME-test (and NAME-unlabeled if it has extra unlabeled images)")
+    p.add_argument("--data-path", help="the built-in dataset's file or folder, as for mentor train")
+    p.add_argument("--from", dest="source", help="an image folder (root/<class>/*, root/<split>/<class>/*, or loose "
+                   "images: unlabeled), a .npz (x_train, y_train, x_test, y_test[, x_unlabeled]), a .npy of "
+                   "unlabeled images, or a .csv with columns path[,label]")
+    p.add_argument("--name", help="the shard set's name (default: the dataset's or the source's)")
+    p.add_argument("--shard-size", type=int, default=10000, help="images per shard (default 10000)")
+    p.add_argument("--encoding", choices=["png", "jpg"], default="png",
+                   help="how array images are stored (png: lossless, default); image files are stored as they are")
+    p.add_argument("--verify", metavar="PATTERN", help="check the shards of PATTERN against their manifest's sha256")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_shards)
     p = sub.add_parser("noisy-student", help="Noisy Student rounds: teacher -> pseudo labels -> noised student -> ...")
     add_train_arguments(p)
     p.add_argument("--rounds", type=int, default=2, help="student rounds after the teacher (default 2)")

@@ -45,15 +45,20 @@ def label_with(trainer: Trainer, out: str, data: Optional[str] = None, batch_siz
                shard_size: int = 65536, progress: bool = True) -> dict:
     """``pseudo_label_run`` for a run already in memory (the pipeline's previous round)."""
     model, transform = trainer.method.eval_model(), trainer.views.eval
-    if data is None:
+    if data is None and trainer.split.streamed_pool is not None:  # shards: the whole pool, in its order
+        pool = trainer.dataset.pool(np.asarray(trainer.split.streamed_pool["excluded"], dtype=np.int64))
+        pool.name = pool.fingerprint()
+    elif data is None:
         pool = ArrayPool(trainer.stream.x_u.cpu().numpy(), pool_fingerprint(trainer.split.unlabeled))
     else:
-        pool = open_pool(data)
-        expected, got = trainer.dataset.x_train.shape[1:], pool.read(0, 1).shape[1:]
+        expected = tuple(trainer.dataset.input_shape)
+        pool = open_pool(data, size=expected[1:] if len(expected) == 3 else None)
+        got = pool.read(0, 1).shape[1:]
         if tuple(expected) != tuple(got):
             raise DataError(f"examples of {data} have shape {tuple(got)}, the teacher's {trainer.dataset.name} "
                             f"examples {tuple(expected)}")
-        pool.name = os.path.abspath(data)
+        if not getattr(pool, "streamed", False):
+            pool.name = os.path.abspath(data)
     teacher = f"{os.path.abspath(trainer.config.out)}@step{trainer.step}"
     return label_pool(model, transform, pool, out, trainer.dataset.num_classes, trainer.device, batch_size,
                       shard_size, teacher=teacher, autocast=trainer.method.autocast, progress=progress)
@@ -150,12 +155,17 @@ def run_noisy_student(config: TrainConfig, rounds: int, out: str, teacher: Optio
         current = _run(student_config)
         scores = _accuracies(current)
         selected = current.method.selected
+        if current.method.streamed_selection:  # streamed: the size is known, the positions stay on disk
+            selected_count, distinct = current.method.selection_size, None
+        else:
+            selected_count = None if selected is None else int(len(selected))
+            distinct = None if selected is None else int(len(np.unique(selected.cpu().numpy())))
         table["rounds"].append({
             "round": k, "run": f"round-{k}",
             **{f"teacher_{name}": v for name, v in teacher_scores.items()},
             **{f"student_{name}": v for name, v in scores.items()},
-            "pseudo_labeled": None if selected is None else int(len(selected)),
-            "distinct_pseudo_labeled": None if selected is None else int(len(np.unique(selected.cpu().numpy()))),
+            "pseudo_labeled": selected_count,
+            "distinct_pseudo_labeled": distinct,
         })
         write_json_atomically(os.path.join(out, "rounds.json"), table)
     return table

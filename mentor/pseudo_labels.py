@@ -89,13 +89,27 @@ class NpyPool:
         return out
 
 
-def open_pool(path: str) -> NpyPool:
+def is_shard_pattern(path: str) -> bool:
+    return path.endswith((".tar", ".json")) or "{" in path or "::" in path
+
+
+def open_pool(path: str, size=None):
     """An unlabeled pool given on the command line: a .npy file of stored examples, in the
-    format of the teacher's dataset (uint8 (N, C, H, W) images, or float rows)."""
+    format of the teacher's dataset (uint8 (N, C, H, W) images, or float rows), or WebDataset
+    shards ('pool-{000000..000099}.tar', read with their images resized to ``size`` = (H, W)
+    when given)."""
     if path.endswith(".npy"):
         return NpyPool(path)
+    if is_shard_pattern(path):
+        from .data.pools import ShardPool
+        from .data.shards import ShardSet
+
+        pool = ShardPool([ShardSet(path, size=size)], name="unlabeled pool")
+        pool.name = pool.fingerprint()
+        return pool
     raise DataError(f"unlabeled pool {path!r}: give a .npy file of examples (uint8 images (N, C, H, W) "
-                    "or feature rows); without --data the teacher's own unlabeled pool is labeled")
+                    "or feature rows) or WebDataset shards ('pool-{000000..000099}.tar'); without --data the "
+                    "teacher's own unlabeled pool is labeled")
 
 
 # --- labelling ----------------------------------------------------------------------------
@@ -159,12 +173,14 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
     mine = range(ctx.rank, manifest["num_shards"], ctx.world)
     bar = tqdm(total=sum(min(n, (i + 1) * shard_size) - i * shard_size for i in mine),
                disable=not progress or not ctx.is_main, desc="pseudo-label", unit="ex")
+    read_ahead = getattr(pool, "read_ahead", None)  # shards: decoded ahead in worker processes
     for shard in mine:
         start, stop = shard * shard_size, min(n, (shard + 1) * shard_size)
         shard_path = os.path.join(out, f"shard-{shard:05d}.npz")
         if not os.path.exists(shard_path):
-            parts = [predict(model, transform, pool.read(s, min(stop, s + batch_size)), device, batch_size, autocast)
-                     for s in range(start, stop, batch_size)]
+            ranges = [(s, min(stop, s + batch_size)) for s in range(start, stop, batch_size)]
+            inputs = read_ahead(ranges) if read_ahead is not None else (pool.read(*r) for r in ranges)
+            parts = [predict(model, transform, x, device, batch_size, autocast) for x in inputs]
             probs = torch.cat(parts).cpu()
             confidence, argmax = probs.max(dim=1)
             arrays = {"probs": probs.numpy().astype(np.float16), "argmax": argmax.numpy(),
@@ -291,5 +307,136 @@ def filter_and_balance(argmax: np.ndarray, confidence: np.ndarray, num_classes: 
     return Selection(np.sort(positions).astype(np.int64), stats)
 
 
-__all__: Sequence[str] = ["ArrayPool", "NpyPool", "PseudoLabels", "Selection", "filter_and_balance",
+class LabelShards:
+    """The teacher's soft labels of pool positions, read shard by shard from a labels folder
+    (at most ``cache`` shards in memory): the targets of a streamed Noisy Student selection.
+    Picklable, for DataLoader workers."""
+
+    def __init__(self, folder: str, cache: int = 2):
+        self.folder, self.cache = folder, cache
+        self.manifest = _read_manifest(folder)
+        self._shards: Dict[int, np.ndarray] = {}
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        size = self.manifest["shard_size"]
+        out = np.empty((len(positions), self.manifest["num_classes"]), dtype=np.float32)
+        shard_of = np.asarray(positions) // size
+        for shard in np.unique(shard_of):
+            mine = np.flatnonzero(shard_of == shard)
+            out[mine] = self._probs(int(shard))[np.asarray(positions)[mine] - shard * size]
+        return out
+
+    def _probs(self, shard: int) -> np.ndarray:
+        if shard not in self._shards:
+            if len(self._shards) >= self.cache:
+                self._shards.pop(next(iter(self._shards)))
+            self._shards[shard] = _read_shard(self.folder, shard, ("probs",))["probs"]
+        return self._shards[shard]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_shards": {}}
+
+
+def _read_shard(folder: str, shard: int, keys: Sequence[str]) -> Dict[str, np.ndarray]:
+    path = os.path.join(folder, f"shard-{shard:05d}.npz")
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in keys}
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"pseudo-label shard {path} is missing or corrupt: {exc}") from None
+
+
+def select_streamed(folder: str, num_classes: int, threshold: float = 0.3, per_class: Optional[int] = None,
+                    balance: bool = True, seed: int = 0, excluded: Optional[np.ndarray] = None,
+                    progress: bool = False):
+    """``filter_and_balance`` in bounded memory, for pools of any size: pass 1 counts, per class,
+    the examples at or above each value of the confidence grid (a histogram), which fixes every
+    class threshold t_c and count n_c exactly as the in-memory version does; pass 2 draws each
+    kept example's copies (K / n_c: the integer part, plus one with the fractional part's
+    probability; generator seeded by (seed, shard)) and appends the positions to a .npy file.
+    Memory: one label shard. ``excluded``: pool positions never selected (held-out labels).
+    Returns (positions as a read-only memory map, per-class stats, the selection's name); the
+    selection is written once into the labels folder (selection-NAME.npy) and reused."""
+    import hashlib
+
+    manifest = _read_manifest(folder)
+    if not manifest.get("complete"):
+        raise DataError(f"the pseudo-labels in {folder} are incomplete (a labelling was interrupted); "
+                        "run the same `mentor pseudo-label` command again to finish it")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"confidence threshold must be in [0, 1], got {threshold}")
+    excluded = np.unique(np.asarray([] if excluded is None else excluded, dtype=np.int64))
+    settings = json.dumps([threshold, per_class, bool(balance), seed, manifest["source"], manifest["teacher"],
+                           hashlib.sha1(excluded.tobytes()).hexdigest()])
+    name = hashlib.sha1(settings.encode()).hexdigest()[:12]
+    path, stats_path = os.path.join(folder, f"selection-{name}.npy"), os.path.join(folder, f"selection-{name}.json")
+    if os.path.exists(path) and os.path.exists(stats_path):
+        with open(stats_path) as f:
+            return np.load(path, mmap_mode="r"), json.load(f), name
+    size, shards = manifest["shard_size"], manifest["num_shards"]
+    grid = np.asarray(sorted({g for g in GRID if g >= threshold} | {threshold}))  # ascending
+    at_or_above = np.zeros((num_classes, len(grid)), dtype=np.int64)
+    kept_total = 0
+
+    def shard_arrays(shard):
+        data = _read_shard(folder, shard, ("argmax", "confidence"))
+        positions = shard * size + np.arange(len(data["argmax"]))
+        keep = ~np.isin(positions, excluded) if len(excluded) else np.ones(len(positions), bool)
+        return positions[keep], data["argmax"][keep], data["confidence"][keep].astype(np.float64)
+
+    for shard in tqdm(range(shards), disable=not progress, desc="select (pass 1)", unit="shard"):
+        _, argmax, confidence = shard_arrays(shard)
+        kept_total += len(argmax)
+        # bin b holds confidences in [grid[b], grid[b+1]); counts at or above grid[b] are suffix sums
+        bins = np.searchsorted(grid, confidence, side="right") - 1
+        valid = bins >= 0
+        np.add.at(at_or_above, (argmax[valid], bins[valid]), 1)
+    at_or_above = np.cumsum(at_or_above[:, ::-1], axis=1)[:, ::-1]
+    k = kept_total // num_classes if per_class is None else int(per_class)
+    if k <= 0:
+        raise ConfigError(f"examples per class must be positive, got {k}")
+    thresholds, stats = np.full(num_classes, threshold), []
+    for c in range(num_classes):
+        if balance:
+            reach = np.flatnonzero(at_or_above[c] >= k)  # grid values with at least K examples above
+            thresholds[c] = grid[reach[-1]] if len(reach) else threshold
+        above = int(at_or_above[c][np.searchsorted(grid, thresholds[c])])
+        stats.append({"class": c, "threshold": float(thresholds[c]), "above": above, "copies": 0})
+    share = np.asarray([k / s["above"] if s["above"] else 0.0 for s in stats])
+    raw = path + ".parts"
+    with open(raw, "wb") as sink:
+        for shard in tqdm(range(shards), disable=not progress, desc="select (pass 2)", unit="shard"):
+            positions, argmax, confidence = shard_arrays(shard)
+            chosen = confidence >= thresholds[argmax]
+            positions, argmax = positions[chosen], argmax[chosen]
+            if balance:
+                rng = np.random.default_rng([seed, shard])
+                fraction = share[argmax] - np.floor(share[argmax])
+                copies = np.floor(share[argmax]).astype(np.int64) + (rng.random(len(argmax)) < fraction)
+            else:
+                copies = np.ones(len(argmax), dtype=np.int64)
+            counts = np.bincount(argmax, weights=copies, minlength=num_classes).astype(np.int64)
+            for c in np.flatnonzero(counts):
+                stats[c]["copies"] += int(counts[c])
+            sink.write(np.repeat(positions, copies).astype(np.int64).tobytes())
+    total = sum(s["copies"] for s in stats)
+    if total == 0:
+        os.remove(raw)
+        raise DataError(f"no pseudo-labeled example has confidence >= {threshold}: the student would have no "
+                        "unlabeled data; lower the threshold or train the teacher longer")
+    partial = path + ".tmp.npy"
+    array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int64, shape=(total,))
+    with open(raw, "rb") as source:
+        for start in range(0, total, 1 << 20):
+            chunk = np.frombuffer(source.read(8 * min(1 << 20, total - start)), dtype=np.int64)
+            array[start:start + len(chunk)] = chunk
+    array.flush()
+    del array
+    os.replace(partial, path)
+    os.remove(raw)
+    write_json_atomically(stats_path, stats)
+    return np.load(path, mmap_mode="r"), stats, name
+
+
+__all__: Sequence[str] = ["LabelShards", "select_streamed", "ArrayPool", "NpyPool", "PseudoLabels", "Selection", "filter_and_balance",
                           "label_pool", "open_pool", "predict", "read_labels"]

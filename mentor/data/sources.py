@@ -122,4 +122,6 @@ def load_dataset(name: str, path: Optional[str] = None, seed: int = 0, **options
     if unknown and not any(v.kind == v.VAR_KEYWORD for v in parameters.values()):
         raise DataError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options: "
                         f"{', '.join(valid) or '(none)'}")
-    return validate_dataset(loader(path, seed=seed, **options))
+    dataset = loader(path, seed=seed, **options)
+    # Streamed datasets (--dataset shards) check their shards as they open them.
+    return validate_dataset(dataset) if isinstance(dataset, ArrayDataset) else dataset

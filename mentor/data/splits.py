@@ -25,6 +25,10 @@ class Split:
     noisy_labels: List[int] = field(default_factory=list)
     # Datasets read from a file of rows (tables): which rows became train, test and unlabeled.
     dataset_rows: Optional[dict] = None
+    # A pool streamed from shards is not listed (it may hold millions): ``unlabeled`` is empty and
+    # this says what the pool is: {"size": indices of the training shards then the extra ones,
+    # "excluded": the indices never drawn (held-out labels), "fingerprint": the shards' names}.
+    streamed_pool: Optional[dict] = None
 
     def labels(self, y_train: np.ndarray) -> np.ndarray:
         """The labels of the labeled examples as training sees them (noisy where --label-noise put noise)."""

@@ -20,6 +20,10 @@ class Batch:
     # stochastic passes (Pi-model, Mean Teacher, ...): "each side with its own noise".
     x_l_alt: Optional[torch.Tensor] = None
     x_u_alt: Optional[torch.Tensor] = None
+    # Per-example targets that come with the unlabeled examples from their pool (Noisy
+    # Student's streamed selection carries the teacher's soft labels).
+    y_u: Optional[torch.Tensor] = None
+    x_u_stored: Optional[torch.Tensor] = None  # the unlabeled examples as stored, before any view
 
 
 class IndexStream:
@@ -50,14 +54,20 @@ class IndexStream:
 
 
 class SemiSupervisedStream:
-    """Draws (labeled batch, unlabeled weak view[, strong view]) for each step from data held on
-    one device. ``views`` (mentor.augment.FeatureViews or ImageViews) turns stored examples
-    into model inputs; the strong view is made only when ``make_strong`` is set."""
+    """Draws (labeled batch, unlabeled weak view[, strong view]) for each step. The labeled
+    examples are held on the training device; the unlabeled ones come from ``pool``
+    (mentor.data.pools: a tensor held in memory, or shards streamed from disk, behind one
+    interface). ``views`` (mentor.augment.FeatureViews or ImageViews) turns stored examples into
+    model inputs on the device; the strong view is made only when ``make_strong`` is set."""
 
-    def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor,
-                 batch_size: int, unlabeled_batch_size: int, seed: int, views, make_strong: bool = True,
-                 make_second_view: bool = False, rank: int = 0, world: int = 1):
-        self.x_l, self.y_l, self.x_u = x_l, y_l, x_u
+    def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, pool, batch_size: int, unlabeled_batch_size: int,
+                 seed: int, views, make_strong: bool = True, make_second_view: bool = False, rank: int = 0,
+                 world: int = 1, workers: int = 0):
+        from .pools import MemoryPool
+
+        if isinstance(pool, torch.Tensor):
+            pool = MemoryPool(pool)
+        self.x_l, self.y_l, self.pool = x_l, y_l, pool
         # Several processes (mentor.train.distributed): every rank draws the global batch from the
         # same index stream and keeps its own contiguous slice; augmentation draws per rank.
         self.rank, self.world = rank, world
@@ -66,28 +76,28 @@ class SemiSupervisedStream:
         self.make_second_view = make_second_view
         # One generator for index order, one for augmentation: both seeded, both saved.
         self.index_generator = torch.Generator().manual_seed(seed)
-        self.view_generator = torch.Generator(device=x_u.device).manual_seed(seed + 1 + 1000 * rank)
+        self.view_generator = torch.Generator(device=x_l.device).manual_seed(seed + 1 + 1000 * rank)
         self.labeled = IndexStream(len(x_l), batch_size * world, self.index_generator)
-        self.unlabeled = IndexStream(len(x_u), unlabeled_batch_size * world, self.index_generator)
+        self.unlabeled = pool.draws(unlabeled_batch_size, self.index_generator, seed, rank, world, x_l.device,
+                                    workers=workers)
 
-    @staticmethod
-    def _to(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """Host indices to the data's device. To a GPU they go from pinned memory without
-        blocking: a plain copy from pageable memory waits for the device's queued work, a sync
-        per step (the same indices either way)."""
-        if device.type != "cuda":
-            return indices.to(device)
-        return indices.pin_memory().to(device, non_blocking=True)
+    @property
+    def x_u(self):
+        """The unlabeled pool's stored examples when they are held in memory, else None."""
+        return getattr(self.pool, "x", None)
 
     def _mine(self, indices: torch.Tensor) -> torch.Tensor:
         return indices if self.world == 1 else torch.tensor_split(indices, self.world)[self.rank]
 
     def next(self) -> Batch:
-        il = self._to(self._mine(self.labeled.next()), self.x_l.device)
-        iu = self._to(self._mine(self.unlabeled.next()), self.x_u.device)
+        from .pools import to_device
+
+        il = to_device(self._mine(self.labeled.next()), self.x_l.device)
+        iu, x_u, y_u = self.unlabeled.next()
         g = self.view_generator
-        x_l, x_u = self.x_l[il], self.x_u[iu]
-        batch = Batch(self.views.labeled(x_l, g), self.y_l[il], self.views.weak(x_u, g), None, iu)
+        x_l = self.x_l[il]
+        batch = Batch(self.views.labeled(x_l, g), self.y_l[il], self.views.weak(x_u, g), None, iu, y_u=y_u,
+                      x_u_stored=x_u)
         if self.make_strong:
             batch.x_u_strong = self.views.strong(x_u, g)
         if self.make_second_view:
@@ -107,3 +117,6 @@ class SemiSupervisedStream:
         self.view_generator.set_state(state["view_generator"])
         self.labeled.load_state_dict(state["labeled"])
         self.unlabeled.load_state_dict(state["unlabeled"])
+
+    def close(self) -> None:
+        self.unlabeled.close()

@@ -18,6 +18,8 @@ Contract used by the trainer and the conformance tests:
   first step, for methods that must see the whole pool at once (Reduced MPL precomputes a
   teacher's predictions on it; Noisy Student pseudo-labels it and draws its own filtered,
   balanced batches from it; DivideMix and Label Propagation look at every labeled example);
+- ``needs_pool_in_memory`` says why a method cannot stream its unlabeled pool from shards (None:
+  it can), and ``choose_pool(pool)`` may replace the pool the batches come from;
 - ``open_run`` (set by the trainer) opens a finished run folder, ``open_run(path, device)``, for
   methods that learn from another run's model (distillation's ``teacher=RUN``), so that no
   method depends on the trainer's module, which sits above them;
@@ -98,6 +100,11 @@ class Method:
     # true only where a step has no host-side logic (no phase, ramp or schedule read from
     # step_index, no data-dependent Python branch), so one graph serves every step.
     capturable: bool = False
+    # Why the method must hold the whole unlabeled pool in memory (per-example state, a graph,
+    # predictions on every example), or None: it learns from drawn batches alone and so can
+    # stream its pool from shards (mentor.data.pools). The trainer refuses the first kind a
+    # streamed pool and says why.
+    needs_pool_in_memory: Optional[str] = None
 
     def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
         self.num_classes = num_classes
@@ -115,6 +122,11 @@ class Method:
         self.open_run: Optional[Callable] = None  # set by the trainer: (run folder, device) -> its trainer
         # (C, H, W) or (D,) when the factory says (the trainer's ModelFactory does), else None.
         self.input_shape = getattr(model_factory, "input_shape", None)
+
+    def choose_pool(self, pool):
+        """The pool the run's unlabeled batches come from, given the dataset's: the same by
+        default; Noisy Student streams its selection of it, with the teacher's labels."""
+        return pool
 
     def autocast(self):
         """Mixed precision for forward passes (losses are computed in float32 by the callers)."""

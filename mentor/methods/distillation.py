@@ -72,6 +72,13 @@ class Distillation(NoisyStudent):
     def given_teacher(self) -> bool:
         return self.teacher is not None
 
+    @property
+    def needs_pool_in_memory(self):
+        return "predicts its teacher on every example of the pool"
+
+    def choose_pool(self, pool):
+        return pool
+
     def _teacher_distribution(self) -> torch.Tensor:
         pool = self.unlabeled_pool
         if self.teacher is None:

@@ -97,6 +97,7 @@ def prior_penalty(logits: torch.Tensor) -> torch.Tensor:
 @METHODS.register("divide_mix")
 class DivideMix(Method):
     name = "divide_mix"
+    needs_pool_in_memory = "draws its mixing partners from the whole pool"
     strong_view = "unused"
     smoke_hparams = {"warmup_steps": 2, "divide_every": 2}
     view_seed_offset = 31

@@ -99,6 +99,7 @@ def propagation_targets(z: np.ndarray, num_classes: int):
 @METHODS.register("label_propagation")
 class LabelPropagation(Method):
     name = "label_propagation"
+    needs_pool_in_memory = "builds a nearest-neighbour graph over the whole pool"
     strong_view = "unused"
     smoke_hparams = {"start_steps": 2, "refresh_every": 2, "k": 5}
 

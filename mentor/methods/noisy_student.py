@@ -46,7 +46,7 @@ from ..data.streams import IndexStream
 from ..errors import ConfigError, DataError
 from ..losses import soft_cross_entropy
 from ..models.layers import set_stochastic_depth
-from ..pseudo_labels import filter_and_balance, predict, read_labels
+from ..pseudo_labels import LabelShards, filter_and_balance, predict, read_labels, select_streamed
 from ..registry import METHODS
 from .base import Method, fused_forward, resolve_steps
 
@@ -97,6 +97,8 @@ class NoisyStudent(Method):
         self.teacher_probs: Optional[torch.Tensor] = None
         self.selection_stats: list = []
         self.selection_stream: Optional[IndexStream] = None
+        self.streamed_selection = False  # the selection streams from shards with the batches (choose_pool)
+        self.selection_size: Optional[int] = None
 
     def configure_optimizers(self, make_optimizer):
         for name, model in self.models.items():
@@ -118,6 +120,35 @@ class NoisyStudent(Method):
         if not self.phase_schedule or self.given_teacher:
             return {}
         return {"teacher": (0, self.teacher_steps), "student": (self.teacher_steps, self.total_steps)}
+
+    @property
+    def needs_pool_in_memory(self) -> Optional[str]:
+        if self.given_teacher:
+            return None
+        return ("trains its teacher within the run and labels the whole pool with it (label a streamed pool "
+                "with `mentor pseudo-label RUN` and pass pseudo_labels=DIR, or run `mentor noisy-student`)")
+
+    def choose_pool(self, pool):
+        """A pool streamed from shards: the student's batches stream from the filtered, balanced
+        selection (mentor.pseudo_labels.select_streamed, bounded memory), each example with the
+        teacher's soft labels, instead of being drawn here from a pool held in memory."""
+        if not getattr(pool, "streamed", False):
+            return pool
+        from ..data.pools import ShardPool
+
+        labels = LabelShards(self.pseudo_labels)
+        manifest = labels.manifest
+        if manifest.get("source") != pool.fingerprint() or manifest["num_classes"] != self.num_classes:
+            raise DataError(f"the pseudo-labels in {self.pseudo_labels} were made for another pool "
+                            f"({manifest.get('source')}, {manifest['num_classes']} classes) than this run's "
+                            f"({pool.fingerprint()}, {self.num_classes} classes): label the teacher run with "
+                            "`mentor pseudo-label RUN` on the same shards and split")
+        positions, stats, name = select_streamed(self.pseudo_labels, self.num_classes, self.threshold,
+                                                 self.per_class, self.balance, self.seed, pool.excluded)
+        self.selection_stats, self.selection_size = stats, len(positions)
+        self.streamed_selection, self.draws_own_unlabeled = True, False
+        return ShardPool(pool.sets, window=pool.window, positions=positions, targets=labels,
+                         name="pseudo-labeled selection", workers=pool.workers, positions_name=name)
 
     @property
     def given_teacher(self) -> bool:
@@ -174,14 +205,16 @@ class NoisyStudent(Method):
     # --- phase 2: the noised student ------------------------------------------------------
     def student_step(self, batch):
         device = batch.x_l.device
-        if self.selected is None:
-            self._build_selection(device)
-        self.selection_stream.batch_size = min(len(batch.x_u), len(self.selected))
-        positions = self.selected[self.selection_stream.next().to(device)]
-        pool = self.unlabeled_pool
-        stored = pool.x[positions]
-        x_u = self.student_view(stored)
-        target = self.teacher_probs[positions]
+        if self.streamed_selection:  # the batch is the selection's, with the teacher's labels
+            x_u, target = self.streamed_view(batch), batch.y_u.float()
+        else:
+            if self.selected is None:
+                self._build_selection(device)
+            self.selection_stream.batch_size = min(len(batch.x_u), len(self.selected))
+            positions = self.selected[self.selection_stream.next().to(device)]
+            stored = self.unlabeled_pool.x[positions]
+            x_u = self.student_view(stored)
+            target = self.teacher_probs[positions]
         if self.labels == "hard":
             target = F.one_hot(target.argmax(dim=1), self.num_classes).float()
         self.train()
@@ -197,6 +230,12 @@ class NoisyStudent(Method):
         opt.step()
         return {"loss": loss.detach(), "loss_l": loss_l.detach(), "loss_u": loss_u.detach(),
                 "pseudo_label_confidence": target.max(dim=1).values.mean()}
+
+    def streamed_view(self, batch) -> torch.Tensor:
+        """student_view of a streamed batch: the stream's strong view (clean if none)."""
+        if batch.x_u_strong is not None:
+            return batch.x_u_strong
+        return self.unlabeled_pool.transform(batch.x_u_stored)
 
     def student_view(self, stored: torch.Tensor) -> torch.Tensor:
         """The noised input of the pseudo-labeled examples: the run's strong view (clean if none)."""

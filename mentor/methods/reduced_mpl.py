@@ -74,6 +74,7 @@ class TeacherChain(nn.Module):
 @METHODS.register("reduced_mpl")
 class ReducedMetaPseudoLabels(MetaPseudoLabels):
     name = "reduced_mpl"
+    needs_pool_in_memory = "precomputes the large teacher's predictions on every example of the pool"
     capturable = False  # see capture_blocker
     # The conformance suite's 6-step runs: 2 steps for the large teacher, then MPL with T'.
     smoke_hparams = {"large_teacher_steps": 2}

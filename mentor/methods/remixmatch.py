@@ -93,7 +93,7 @@ class ReMixMatch(Method):
         views = [batch.x_u_strong]
         if self.strong_views > 1:
             pool = self.unlabeled_pool
-            stored = pool.x[batch.idx_u]
+            stored = batch.x_u_stored if batch.x_u_stored is not None else pool.x[batch.idx_u]
             g = self.device_generator(stored.device)
             views += [pool.strong(stored, g) for _ in range(self.strong_views - 1)]
         return views

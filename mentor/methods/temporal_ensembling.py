@@ -26,6 +26,7 @@ from .consistency import ConsistencyMethod
 @METHODS.register("temporal_ensembling")
 class TemporalEnsembling(ConsistencyMethod):
     name = "temporal_ensembling"
+    needs_pool_in_memory = "keeps a running prediction for every example of the pool"
     strong_view = "unused"
 
     def __init__(self, model_factory, num_classes, seed=0, ensemble_decay: float = 0.6,

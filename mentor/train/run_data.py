@@ -2,26 +2,46 @@
 
 One function, so that the trainer, `mentor compare`'s classical baselines and anything else
 that must see exactly the examples a run sees (labeled, held out, unlabeled) build them the
-same way from a TrainConfig.
+same way from a TrainConfig. ``run_pool`` and ``take_train`` give the trainer the unlabeled
+pool and stored training examples of either kind of dataset (arrays in memory, or shards on
+disk) behind one interface.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Sequence, Tuple
+
+import numpy as np
+import torch
 
 from ..data import ArrayDataset, Split, load_dataset, make_split, validate_dataset
 from ..data.classes import restrict_classes
+from ..data.pools import MemoryPool
 from ..data.splits import add_label_noise
+from ..errors import ConfigError
 from .config import TrainConfig
 
 
-def prepare_data(config: TrainConfig, dataset: Optional[ArrayDataset] = None) -> Tuple[ArrayDataset, Split]:
+def is_streamed(dataset) -> bool:
+    return bool(getattr(dataset, "streamed", False))
+
+
+def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split]:
     """(dataset, split): ``dataset`` overrides config.dataset (arrays built in Python, or a copy
     already loaded); labeled_classes, the validation fold, the pool's shape and label noise as
-    the config says. Every draw is seeded by the config, so the same config gives the same split."""
+    the config says. Every draw is seeded by the config, so the same config gives the same split.
+    A streamed dataset's pool is described, not listed (Split.streamed_pool)."""
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
-    else:
+    elif isinstance(dataset, ArrayDataset):
         dataset = validate_dataset(dataset)
+    streamed = is_streamed(dataset)
+    if streamed:
+        unsupported = [name for name, value in (("labeled_classes", config.labeled_classes),
+                                                ("class_mismatch", config.class_mismatch),
+                                                ("unlabeled_fraction", config.unlabeled_fraction != 1.0)) if value]
+        if unsupported:
+            raise ConfigError(f"{', '.join(unsupported)} shape an in-memory pool; a pool streamed from shards is "
+                              "taken whole (write the shards you want with `mentor shards`)")
     if config.labeled_classes is not None:
         dataset = restrict_classes(dataset, config.labeled_classes)
     extra = 0 if dataset.x_unlabeled is None else len(dataset.x_unlabeled)
@@ -34,4 +54,26 @@ def prepare_data(config: TrainConfig, dataset: Optional[ArrayDataset] = None) ->
         add_label_noise(split, dataset.y_train, dataset.num_classes, config.label_noise, config.noise_kind,
                         config.resolved_split_seed)
     split.dataset_rows = dataset.source_rows
+    if streamed:
+        excluded = np.setdiff1d(np.arange(len(dataset.y_train)), split.unlabeled)
+        pool = dataset.pool(excluded)
+        split.unlabeled = []
+        split.streamed_pool = {"size": pool.total, "excluded": excluded.astype(int).tolist(),
+                               "fingerprint": pool.fingerprint()}
     return dataset, split
+
+
+def take_train(dataset, indices: Sequence[int]) -> np.ndarray:
+    """Stored training examples by index, from memory or decoded from shards."""
+    if is_streamed(dataset):
+        return dataset.take_train(indices)
+    return dataset.x_train[np.asarray(indices, dtype=np.int64)]
+
+
+def run_pool(dataset, split: Split, device: torch.device):
+    """The run's unlabeled pool: a MemoryPool of the split's examples on ``device``, or the
+    dataset's ShardPool (streamed)."""
+    if split.streamed_pool is not None:
+        return dataset.pool(np.asarray(split.streamed_pool["excluded"], dtype=np.int64))
+    pool = dataset.x_train if dataset.x_unlabeled is None else np.concatenate([dataset.x_train, dataset.x_unlabeled])
+    return MemoryPool(torch.as_tensor(pool[split.unlabeled], device=device), list(split.unlabeled))

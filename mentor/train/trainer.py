@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from . import distributed
 from .ema import SyncFreeEMA
-from .run_data import prepare_data
+from .run_data import is_streamed, prepare_data, run_pool, take_train
 from .schedule import lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
@@ -76,17 +76,24 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     total = len(x)
     if ctx is not None and ctx.active:
         x, y = torch.tensor_split(x, ctx.world)[ctx.rank], torch.tensor_split(y, ctx.world)[ctx.rank]
+    batches = ((x[start:start + batch_size], y[start:start + batch_size]) for start in range(0, len(x), batch_size))
+    return evaluate_batches(model, batches, total, y.device, transform, autocast, ctx)
+
+
+@torch.no_grad()
+def evaluate_batches(model: torch.nn.Module, batches, total: int, device: torch.device,
+                     transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                     autocast: Optional[Callable] = None, ctx: Optional[distributed.Context] = None) -> Dict[str, float]:
+    """``evaluate`` on (stored, labels) batches of this process's share (a streamed test split)."""
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), device=y.device)
-    loss = torch.zeros((), device=y.device)
-    for start in range(0, len(x), batch_size):
-        inputs = x[start:start + batch_size]
+    correct = torch.zeros((), device=device)
+    loss = torch.zeros((), device=device)
+    for inputs, target in batches:
         inputs = transform(inputs) if transform is not None else inputs
         with autocast() if autocast is not None else contextlib.nullcontext():
             logits = model(inputs)
         logits = logits.float()
-        target = y[start:start + batch_size]
         correct += (logits.argmax(-1) == target).sum()
         loss += F.cross_entropy(logits, target, reduction="sum")
     model.train(was_training)
@@ -121,10 +128,18 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
         dataset, self.split = prepare_data(config, dataset)
         self.dataset = dataset
-        x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
-        self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
-        self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
-        self.x_val = torch.as_tensor(dataset.x_train[self.split.validation], device=self.device)
+        # The test split: arrays on the device, or a pool of shards streamed at each evaluation.
+        self.test_pool = None
+        if is_streamed(dataset):
+            if eval_data is not None:
+                raise ConfigError("eval_data replaces an in-memory test split; a shards dataset has --test-path")
+            self.test_pool = dataset.test_pool()
+            self.x_eval = self.y_eval = None
+        else:
+            x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
+            self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
+            self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
+        self.x_val = torch.as_tensor(take_train(dataset, self.split.validation), device=self.device)
         self.y_val = torch.as_tensor(dataset.y_train[self.split.validation], device=self.device)
 
         seed_everything(config.seed)
@@ -155,7 +170,14 @@ class Trainer:
         for optimizer in self.method.optimizers.values():  # gradients averaged over the ranks
             self.dist.attach(optimizer)
         self.dist.broadcast(self._model_tensors())  # every rank starts from rank 0's weights
-        self.method.num_unlabeled = len(self.split.unlabeled)
+        self.pool = run_pool(dataset, self.split, self.device)
+        reason = self.method.needs_pool_in_memory
+        if self.pool.streamed and reason:
+            raise ConfigError(f"method {config.method!r} {reason}, so it cannot stream its unlabeled pool from "
+                              "shards; use a method that draws batches (fixmatch, uda, meta_pseudo_labels, ...) or "
+                              "an in-memory dataset")
+        self.pool = self.method.choose_pool(self.pool)
+        self.method.num_unlabeled = len(self.pool)
         self.method.setup(config.steps)
         if config.capture:  # before the schedulers: they keep each rate's tensor as its initial value
             self._tensor_learning_rates()
@@ -178,7 +200,7 @@ class Trainer:
         self.stream = self._make_stream()
         self.method.unlabeled_pool = UnlabeledPool(self.stream.x_u, self.views.eval,
                                                    self.views.strong if self.views.has_strong else None,
-                                                   list(self.split.unlabeled), weak=self.views.weak)
+                                                   self.pool.indices, weak=self.views.weak)
         self.method.open_run = load_run
         self.method.labeled_pool = LabeledPool(self.stream.x_l, self.stream.y_l, self.views.eval, self.views.labeled,
                                                list(self.split.labeled))
@@ -230,7 +252,7 @@ class Trainer:
             return FeatureViews(cfg.strong_noise, cfg.input_noise)
         if cfg.strong_noise:
             raise ConfigError("--strong-noise is for feature data; images get RandAugment + Cutout as their strong view")
-        mean, std = channel_stats(ds.x_train)
+        mean, std = ds.channel_stats(self.split.labeled) if is_streamed(ds) else channel_stats(ds.x_train)
         wants_strong = self.method.strong_view != "unused" and cfg.randaugment_ops + cfg.cutout > 0
         randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout, cfg.randaugment_magnitude) if wants_strong else None
         return ImageViews(mean, std, hflip=ds.hflip, translate=cfg.translate, randaugment=randaugment,
@@ -238,13 +260,14 @@ class Trainer:
 
     def _make_stream(self) -> SemiSupervisedStream:
         ds, split, cfg = self.dataset, self.split, self.config
-        pool = ds.x_train if ds.x_unlabeled is None else np.concatenate([ds.x_train, ds.x_unlabeled])
         as_tensor = partial(torch.as_tensor, device=self.device)
-        return SemiSupervisedStream(as_tensor(ds.x_train[split.labeled]), as_tensor(split.labels(ds.y_train)),
-                                    as_tensor(pool[split.unlabeled]), cfg.batch_size, cfg.unlabeled_batch_size,
-                                    seed=cfg.seed, views=self.views,
-                                    make_strong=self.method.strong_view != "unused" and not self.method.draws_own_unlabeled,
-                                    make_second_view=self.method.second_view, rank=self.dist.rank, world=self.dist.world)
+        method = self.method
+        return SemiSupervisedStream(as_tensor(take_train(ds, split.labeled)), as_tensor(split.labels(ds.y_train)),
+                                    self.pool, cfg.batch_size, cfg.unlabeled_batch_size, seed=cfg.seed,
+                                    views=self.views,
+                                    make_strong=method.strong_view != "unused" and not method.draws_own_unlabeled,
+                                    make_second_view=method.second_view, rank=self.dist.rank, world=self.dist.world,
+                                    workers=getattr(ds, "workers", 0))
 
     # --- files --------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -370,7 +393,14 @@ class Trainer:
             splits["val"] = (self.x_val, self.y_val)
         result = {}
         for split, (x, y) in splits.items():
-            run = partial(evaluate, x=x, y=y, transform=self.views.eval, autocast=self.method.autocast, ctx=self.dist)
+            if x is None:  # the streamed test split: each rank reads its share of the shards
+                pool, workers = self.test_pool, getattr(self.dataset, "workers", 0)
+                run = lambda model: evaluate_batches(  # noqa: E731
+                    model, pool.batches(1024, self.dist.rank, self.dist.world, self.device, workers), len(pool),
+                    self.device, self.views.eval, self.method.autocast, self.dist)
+            else:
+                run = partial(evaluate, x=x, y=y, transform=self.views.eval, autocast=self.method.autocast,
+                              ctx=self.dist)
             for prefix, model in models.items():
                 result.update({f"{prefix}{split}_{k}": v for k, v in run(model).items()})
         return result
@@ -492,7 +522,7 @@ class Trainer:
             "wall_seconds": round(self.elapsed, 3),
             "seconds_per_step": self.elapsed / max(1, self.step),
             "num_labeled": len(self.split.labeled),
-            "num_unlabeled": len(self.split.unlabeled),
+            "num_unlabeled": len(self.pool),
             "device": str(self.device),
             "method_hparams": self.method.hparams,
             "config": self.config.to_dict(),

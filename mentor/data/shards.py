@@ -1,0 +1,472 @@
+"""WebDataset tar shards: the format, its manifest, a writer and an index-based reader.
+
+The format is WebDataset's, as timm and the Hugging Face hub use it: each shard is a POSIX tar
+of samples, and a sample is the files sharing a key: ``KEY.png`` or ``KEY.jpg`` (the image) and
+``KEY.cls`` (the class index as decimal text; absent from an unlabeled pool). Shards are written
+with ``webdataset.TarWriter`` and read by index with ``wids.IndexedTarSamples`` (a memory-mapped
+index of one tar's members), so a seeded order of sample indices drives the reads
+(``mentor.data.pools``) and a run resumes at an exact position.
+
+``NAME.json`` beside the shards (written by `mentor shards`, last and atomically) is a wids
+shard-index descriptor (``"__kind__": "wids-shard-index-v1"``, a ``shardlist`` of url, nsamples,
+filesize), with mentor's own fields: each shard's sha256, first sample and class counts; the
+image size, channels and encoding; class names; the images' channel mean and std; and
+``NAME.labels.npy``, every sample's class in order (-1: none). Shards written elsewhere, without a
+manifest, are indexed when opened: one pass over their tar headers and ``.cls`` members.
+
+Written by hand (webdataset and wids have no such thing): the manifest with checksums and class
+counts, the resumable writer's bookkeeping, and the checks that name a missing or truncated shard.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import re
+from collections import OrderedDict
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+from .files import file_digest, write_atomically, write_json_atomically
+
+FORMAT = "mentor-shards/1"
+IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "bmp")
+ENCODINGS = ("png", "jpg")
+SHARD_SUFFIX = re.compile(r"-?\d+\.tar$")
+
+
+# --- naming ----------------------------------------------------------------------------
+def expand(pattern: str) -> List[str]:
+    """Shard paths of a pattern: WebDataset's brace notation ('train-{000000..000127}.tar'),
+    shell globs, several patterns joined by '::', or a manifest NAME.json (its shards)."""
+    from braceexpand import braceexpand
+
+    paths: List[str] = []
+    for part in pattern.split("::"):
+        if part.endswith(".json"):
+            manifest = _read_manifest(part)
+            base = os.path.dirname(part)
+            paths += [os.path.join(base, s["url"]) for s in manifest["shardlist"]]
+            continue
+        for path in braceexpand(part):
+            if any(c in path for c in "*?["):
+                found = sorted(glob.glob(path))
+                if not found:
+                    raise DataError(f"no shard matches {path!r}")
+                paths += found
+            else:
+                paths.append(path)
+    if not paths:
+        raise DataError(f"the shard pattern {pattern!r} names no file")
+    return paths
+
+
+def manifest_path(shard: str) -> str:
+    """Where the manifest of the set holding ``shard`` lies: DIR/NAME.json for DIR/NAME-000003.tar."""
+    return os.path.join(os.path.dirname(shard), SHARD_SUFFIX.sub("", os.path.basename(shard)) + ".json")
+
+
+def _read_manifest(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise DataError(f"shard manifest not found: {path}")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"shard manifest {path} is unreadable or corrupt: {exc}") from None
+    if manifest.get("format") != FORMAT or "shardlist" not in manifest:
+        raise DataError(f"{path} is not a mentor shard manifest (format {manifest.get('format')!r})")
+    return manifest
+
+
+# --- decoding ---------------------------------------------------------------------------
+def decode_image(data: bytes, where: str, channels: int, size: Optional[Tuple[int, int]]) -> np.ndarray:
+    """uint8 (C, H, W) of an encoded image in ``channels`` (1: L, 3: RGB); resized to ``size``
+    = (H, W) when given, else its own size."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"cannot decode the image of {where}: {exc}") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def encode_image(image: np.ndarray, encoding: str) -> bytes:
+    """A uint8 (C, H, W) or (H, W[, C]) array as PNG (lossless) or JPEG (quality 95)."""
+    from PIL import Image
+
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+        image = image.transpose(1, 2, 0)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    buffer = io.BytesIO()
+    if encoding == "png":
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    else:
+        Image.fromarray(image).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def image_key(sample: dict) -> Optional[str]:
+    return next((k for k in IMAGE_KEYS if k in sample), None)
+
+
+# --- reading ----------------------------------------------------------------------------
+class ShardSet:
+    """Samples of a list of shards by global index: ``image(i)`` (uint8 C, H, W), ``labels``
+    (every sample's class, -1 where none), ``sample(i)`` (its raw files). Up to ``cache``
+    shards are open at once (least recently used closed first), so memory stays bounded
+    whatever the number of shards. ``size`` = (H, W) resizes every image; without it the
+    images must share one size. Picklable (DataLoader workers reopen shards themselves)."""
+
+    def __init__(self, pattern: str, size: Optional[Sequence[int]] = None, cache: int = 8):
+        self.pattern = pattern
+        self.paths = expand(pattern)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.cache = max(1, int(cache))
+        self._open: "OrderedDict[int, object]" = OrderedDict()
+        missing = [path for path in self.paths if not os.path.isfile(path)]
+        if missing:
+            more = f" (and {len(missing) - 1} more of the {len(self.paths)})" if len(missing) > 1 else ""
+            raise DataError(f"shard not found: {missing[0]}{more}")
+        self.manifest = self._manifest()
+        entries = self.manifest["shardlist"]
+        for path, entry in zip(self.paths, entries):
+            actual = os.path.getsize(path)
+            if entry.get("filesize") is not None and actual != entry["filesize"]:
+                raise DataError(f"shard {path} is truncated or changed: {actual} bytes, its manifest says "
+                                f"{entry['filesize']}")
+        self.lengths = np.asarray([int(e["nsamples"]) for e in entries], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.num_classes = self.manifest.get("num_classes")
+        self.class_names = self.manifest.get("class_names")
+        self.channels = int(self.manifest.get("channels") or 3)
+        self.image_size = self.manifest.get("image_size")
+        if self.size is None and self.image_size is None:
+            raise DataError(f"the images of {pattern} differ in size ({self._sizes_text()}); pass --data-hp "
+                            "size=H,W to resize them")
+        self._labels = None
+
+    # the set as a whole
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        h, w = self.size if self.size is not None else self.image_size
+        return (self.channels, int(h), int(w))
+
+    @property
+    def labels(self) -> np.ndarray:
+        if self._labels is None:
+            self._labels = self._read_labels()
+        return self._labels
+
+    def fingerprint(self) -> str:
+        """Names the shard set by its files (names, sizes and checksums where the manifest has
+        them): a resumed run checks that its shards did not change."""
+        digest = hashlib.sha256()
+        for path, entry in zip(self.paths, self.manifest["shardlist"]):
+            digest.update(f"{os.path.basename(path)}\0{entry['nsamples']}\0{entry.get('filesize')}\0"
+                          f"{entry.get('sha256', '')}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def _sizes_text(self) -> str:
+        sizes = self.manifest.get("sizes") or {}
+        return ", ".join(f"{k}: {v}" for k, v in list(sizes.items())[:4]) or "unknown"
+
+    # one sample
+    def locate(self, index: int) -> Tuple[int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} outside the {len(self)} of {self.pattern}")
+        shard = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return shard, int(index - self.offsets[shard])
+
+    def _shard(self, shard: int):
+        from wids.wids import IndexedTarSamples
+
+        if shard in self._open:
+            self._open.move_to_end(shard)
+            return self._open[shard]
+        path = self.paths[shard]
+        try:
+            samples = IndexedTarSamples(path=path)
+        except FileNotFoundError:
+            raise DataError(f"shard not found: {path}") from None
+        except Exception as exc:  # a damaged tar: wids raises whatever its parser met
+            raise DataError(f"shard {path} is not a readable tar (truncated or damaged?): {exc}") from None
+        if len(samples) != self.lengths[shard]:
+            samples.close()
+            raise DataError(f"shard {path} holds {len(samples)} samples, its manifest says {self.lengths[shard]} "
+                            "(truncated or changed since it was written?)")
+        self._open[shard] = samples
+        while len(self._open) > self.cache:
+            _, old = self._open.popitem(last=False)
+            old.close()
+        return samples
+
+    def sample(self, index: int) -> dict:
+        shard, inner = self.locate(index)
+        try:
+            return _plain_keys(self._shard(shard)[inner])
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"cannot read sample {inner} of shard {self.paths[shard]}: {exc}") from None
+
+    def image(self, index: int) -> np.ndarray:
+        sample = self.sample(index)
+        key = image_key(sample)
+        where = f"sample {sample.get('__key__')!r} of {self.paths[self.locate(index)[0]]}"
+        if key is None:
+            raise DataError(f"{where} has no image (files: {sorted(k for k in sample if not k.startswith('__'))}; "
+                            f"expected one of {', '.join('.' + k for k in IMAGE_KEYS)})")
+        image = decode_image(sample[key], where, self.channels, self.size)
+        if image.shape != self.shape:
+            raise DataError(f"{where} is {image.shape[2]}x{image.shape[1]}, the set's images "
+                            f"{self.shape[2]}x{self.shape[1]}; pass --data-hp size=H,W to resize")
+        return image
+
+    def images(self, indices: Sequence[int]) -> np.ndarray:
+        """uint8 (n, C, H, W) of samples by index (read in index order: shard by shard)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(indices),) + self.shape, dtype=np.uint8)
+        for position in np.argsort(indices, kind="stable"):
+            out[position] = self.image(int(indices[position]))
+        return out
+
+    def close(self) -> None:
+        for samples in self._open.values():
+            samples.close()
+        self._open.clear()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_open"] = OrderedDict()
+        return state
+
+    # the manifest, given or made
+    def _manifest(self) -> dict:
+        path = manifest_path(self.paths[0])
+        if os.path.isfile(path):
+            manifest = _read_manifest(path)
+            by_name = {s["url"]: s for s in manifest["shardlist"]}
+            names = [os.path.basename(p) for p in self.paths]
+            if all(n in by_name for n in names) and all(manifest_path(p) == path for p in self.paths):
+                entries = [by_name[n] for n in names]
+                return {**manifest, "shardlist": entries, "manifest_file": path}
+        return self._index_without_manifest()
+
+    def _index_without_manifest(self) -> dict:
+        """Shards written elsewhere: count their samples and read their labels (one pass)."""
+        from wids.wids import IndexedTarSamples
+
+        entries, labels, sizes = [], [], {}
+        channels = None
+        for path in self.paths:
+            try:
+                samples = IndexedTarSamples(path=path)
+            except Exception as exc:
+                raise DataError(f"shard {path} is not a readable tar (truncated or damaged?): {exc}") from None
+            try:
+                for i in range(len(samples)):
+                    sample = _plain_keys(samples[i])
+                    labels.append(_label_of(sample, path))
+                    if channels is None:
+                        key = image_key(sample)
+                        if key is None:
+                            raise DataError(f"sample {sample['__key__']!r} of {path} has no image")
+                        from PIL import Image
+                        with Image.open(io.BytesIO(sample[key])) as image:
+                            channels = 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
+                            sizes[f"{image.size[1]}x{image.size[0]}"] = 1
+                entries.append({"url": os.path.basename(path), "nsamples": len(samples),
+                                "filesize": os.path.getsize(path)})
+            finally:
+                samples.close()
+        y = np.asarray(labels, dtype=np.int64)
+        first = next(iter(sizes)) if sizes else None
+        return {"format": FORMAT, "shardlist": entries, "labels_array": y, "channels": channels or 3,
+                "image_size": None if first is None else [int(v) for v in first.split("x")],
+                "num_classes": int(y.max()) + 1 if (y >= 0).any() else None, "sizes": sizes,
+                "unchecked_sizes": True}
+
+    def _read_labels(self) -> np.ndarray:
+        if "labels_array" in self.manifest:
+            return self.manifest["labels_array"]
+        path = os.path.join(os.path.dirname(self.manifest["manifest_file"]), self.manifest["labels"])
+        try:
+            every = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"the labels of {self.pattern} ({path}) are missing or corrupt: {exc}") from None
+        parts = [np.asarray(every[e["start"]:e["start"] + e["nsamples"]]) for e in self.manifest["shardlist"]]
+        return np.concatenate(parts).astype(np.int64)
+
+
+def _plain_keys(sample: dict) -> dict:
+    """wids names a sample's files by extension with its dot ('.png') and gives them as streams;
+    plain names and bytes here."""
+    return {k.lstrip(".") if not k.startswith("__") else k: v.getvalue() if isinstance(v, io.BytesIO) else v
+            for k, v in sample.items()}
+
+
+def _label_of(sample: dict, path: str) -> int:
+    if "cls" not in sample:
+        return -1
+    try:
+        return int(sample["cls"].decode().strip())
+    except ValueError:
+        raise DataError(f"sample {sample['__key__']!r} of {path}: its .cls holds {sample['cls'][:20]!r}, "
+                        "not a class index") from None
+
+
+def verify(pattern: str, progress: bool = False) -> List[str]:
+    """Shards whose sha256 differs from their manifest's (empty: all intact)."""
+    from tqdm.auto import tqdm
+
+    shards = ShardSet(pattern, size=(1, 1))
+    bad = []
+    for path, entry in tqdm(list(zip(shards.paths, shards.manifest["shardlist"])), disable=not progress,
+                            desc="verify", unit="shard"):
+        if entry.get("sha256") and file_digest(path) != entry["sha256"]:
+            bad.append(path)
+    return bad
+
+
+# --- writing ----------------------------------------------------------------------------
+Sample = Tuple[object, int]  # (image: uint8 array or (bytes, extension), label or -1)
+
+
+def write_shards(samples: Iterable[Sample], out: str, name: str, shard_size: int = 10000,
+                 encoding: str = "png", total: Optional[int] = None, class_names: Optional[List[str]] = None,
+                 num_classes: Optional[int] = None, progress: bool = True) -> dict:
+    """Write ``samples`` as out/NAME-000000.tar, ... with ``shard_size`` samples each, and the
+    manifest NAME.json plus NAME.labels.npy. Images given as arrays are encoded (``encoding``:
+    png, lossless, or jpg); images given as (bytes, extension) are stored as they are. Each shard
+    is written to a temporary file and renamed, and NAME.partial.json records the finished
+    ones, so a killed run, started again, skips what it wrote (``samples`` must come in the
+    same order). Returns the manifest."""
+    from tqdm.auto import tqdm
+    from webdataset import TarWriter
+
+    if shard_size <= 0:
+        raise DataError(f"--shard-size must be positive, got {shard_size}")
+    if encoding not in ENCODINGS:
+        raise DataError(f"unknown image encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
+    os.makedirs(out, exist_ok=True)
+    final, partial = os.path.join(out, f"{name}.json"), os.path.join(out, f"{name}.partial.json")
+    if os.path.exists(final):
+        return _read_manifest(final)
+    state = {"shard_size": shard_size, "encoding": encoding, "shards": [], "labels": [], "sums": None,
+             "sizes": {}, "channels": None}
+    if os.path.exists(partial):
+        with open(partial) as f:
+            saved = json.load(f)
+        if saved["shard_size"] == shard_size and saved["encoding"] == encoding:
+            state = saved
+    done = sum(s["nsamples"] for s in state["shards"])
+    bar = tqdm(total=total, initial=done, disable=not progress, desc=f"shards {name}", unit="img")
+    iterator = iter(samples)
+    for _ in range(done):  # what a killed run already wrote
+        next(iterator)
+    sums = None if state["sums"] is None else np.asarray(state["sums"], dtype=np.float64)
+    while True:
+        chunk = _take(iterator, shard_size)
+        if not chunk:
+            break
+        index = len(state["shards"])
+        path = os.path.join(out, f"{name}-{index:06d}.tar")
+        labels, counts = [], {}
+        start = sum(s["nsamples"] for s in state["shards"])
+
+        def write(f, chunk=chunk, start=start):
+            nonlocal sums
+            with TarWriter(f, mtime=0.0) as sink:  # a fixed time: the same samples give the same bytes
+                for offset, (image, label) in enumerate(chunk):
+                    key = f"{start + offset:09d}"
+                    data, ext, array = _encoded(image, encoding)
+                    if state["channels"] is None:
+                        state["channels"] = int(array.shape[0])
+                    size = f"{array.shape[1]}x{array.shape[2]}"
+                    state["sizes"][size] = state["sizes"].get(size, 0) + 1
+                    pixels = array.reshape(array.shape[0], -1).astype(np.float64) / 255.0
+                    if pixels.shape[0] == state["channels"]:
+                        moments = np.stack([pixels.mean(1), (pixels ** 2).mean(1)])
+                        sums = moments if sums is None else sums + moments
+                    record = {"__key__": key, ext: data}
+                    if label is not None and int(label) >= 0:
+                        record["cls"] = str(int(label)).encode()
+                    sink.write(record)
+                    labels.append(-1 if label is None else int(label))
+                    counts[str(labels[-1])] = counts.get(str(labels[-1]), 0) + 1
+
+        write_atomically(path, write)
+        state["shards"].append({"url": os.path.basename(path), "nsamples": len(chunk), "start": start,
+                                "filesize": os.path.getsize(path), "sha256": file_digest(path), "classes": counts})
+        state["labels"] += labels
+        state["sums"] = sums.tolist()
+        write_json_atomically(partial, state)
+        bar.update(len(chunk))
+    bar.close()
+    if not state["shards"]:
+        raise DataError(f"nothing to write for {name}: the source holds no image")
+    labels = np.asarray(state["labels"], dtype=np.int64)
+    n = len(labels)
+    moments = np.asarray(state["sums"]) / n
+    labeled = labels[labels >= 0]
+    if num_classes is None and len(labeled):
+        num_classes = int(labeled.max()) + 1
+    sizes = dict(sorted(state["sizes"].items(), key=lambda kv: -kv[1]))
+    manifest = {
+        "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": name, "format": FORMAT,
+        "shardlist": state["shards"], "num_samples": n, "num_labeled": int(len(labeled)),
+        "num_classes": num_classes, "class_names": class_names,
+        "classes": {str(c): int((labels == c).sum()) for c in range(num_classes or 0)},
+        "channels": state["channels"], "sizes": sizes,
+        "image_size": [int(v) for v in next(iter(sizes)).split("x")] if len(sizes) == 1 else None,
+        "encoding": encoding, "channel_mean": moments[0].tolist(),
+        "channel_std": np.sqrt(np.maximum(moments[1] - moments[0] ** 2, 0.0)).tolist(),
+        "labels": f"{name}.labels.npy",
+    }
+    write_atomically(os.path.join(out, manifest["labels"]), lambda f: np.save(f, labels))
+    write_json_atomically(final, manifest)
+    os.remove(partial)
+    return manifest
+
+
+def _take(iterator: Iterator, count: int) -> list:
+    chunk = []
+    for item in iterator:
+        chunk.append(item)
+        if len(chunk) == count:
+            break
+    return chunk
+
+
+def _encoded(image, encoding: str) -> Tuple[bytes, str, np.ndarray]:
+    """(bytes, extension, uint8 C, H, W array) of a sample's image."""
+    if isinstance(image, tuple):
+        data, ext = image
+        return data, ext, decode_image(data, "a source image", _channels_of(data), None)
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 3 and array.shape[0] not in (1, 3):
+        array = array.transpose(2, 0, 1)
+    return encode_image(array, encoding), encoding, array
+
+
+def _channels_of(data: bytes) -> int:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
