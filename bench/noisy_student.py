@@ -3,6 +3,7 @@
     python bench/noisy_student.py rounds     --seeds 0 1 2 --steps 1500
     python bench/noisy_student.py ablation   --seeds 0 1 2 --steps 1500
     python bench/noisy_student.py robustness --seeds 0 1 2 --steps 1500
+    python bench/noisy_student.py control    --seeds 0 1 2 --steps 1500 --tag dropout0
 
 Every run is `mentor noisy-student --dataset fashion_mnist --num-labeled 1000 --steps S
 --validation-size 5000 --seed K --rounds 2` with every other flag at its default (mlp 64-64,
@@ -20,6 +21,9 @@ finds may set defaults; the rounds table reports the test split of the default p
   balancing (every example above the threshold, once), an equal-size student. The mlp has no
   residual blocks: `--model residual_mlp` runs the same pipelines with a residual mlp
   (width 64, two blocks; students width 256) and adds the row without stochastic depth.
+- control: claim 1's missing control, the students' own architecture (4x wider: mlp 256-256)
+  trained on the labels alone (`supervised`), same steps, seeds and validation split, so the
+  table separates what width gives from what the pseudo-labels and the noise give.
 - robustness: claim 4, teacher and students on test images with synthetic corruptions
   (Gaussian noise, Gaussian blur, contrast reduction, three severities each), made here.
 
@@ -179,6 +183,42 @@ def corrupt(x: np.ndarray, name: str, level: float, seed: int) -> np.ndarray:
     return (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
+def mode_control(args, done) -> list:
+    """The student's architecture on the labels alone, next to the rounds table's rows."""
+    rows = []
+    for seed in args.seeds:
+        key = run_key(args, mode="control", seed=seed, steps=args.steps)
+        mine = matching(done, key)
+        if not mine:
+            config = base_config(args, seed, None, method="supervised")
+            config.model_options = student_options(config, DEFAULT_STUDENT_WIDTH)
+            started = time.perf_counter()
+            trainer = Trainer(config)
+            trainer.fit()
+            scores = trainer.evaluate()
+            mine = [{**key, "model_options": config.model_options, "test_accuracy": scores["test_accuracy"],
+                     "val_accuracy": scores["val_accuracy"], "seconds": round(time.perf_counter() - started, 1),
+                     **stamp()}]
+            record_result(RESULTS, mine[0])
+        rows += mine
+    rounds = [r for r in done if r.get("mode") == "rounds" and r.get("tag") == args.tag and r.get("seed") in args.seeds
+              and r.get("steps") == args.steps and r.get("model") == (args.model if args.model != "mlp" else None)]
+    print(f"\ncontrol: Fashion-MNIST-1000, {args.steps} steps, seeds {args.seeds} (mean ± std)")
+    print("| model | trained on | validation acc. | test acc. |")
+    print("| --- | --- | --- | --- |")
+    teacher = [r for r in rounds if r["round"] == 0]
+    if teacher:
+        print(f"| teacher ({args.model} 64-64) | labels | {mean_std(r['model_val_accuracy'] for r in teacher)} | "
+              f"{mean_std(r['model_test_accuracy'] for r in teacher)} |")
+    print(f"| student architecture (x{DEFAULT_STUDENT_WIDTH:g}) | labels | {mean_std(r['val_accuracy'] for r in rows)} | "
+          f"{mean_std(r['test_accuracy'] for r in rows)} |")
+    for k in sorted({r["round"] for r in rounds} - {0}):
+        at = [r for r in rounds if r["round"] == k]
+        print(f"| noised student, round {k} | labels + pseudo-labels | "
+              f"{mean_std(r['student_val_accuracy'] for r in at)} | {mean_std(r['student_test_accuracy'] for r in at)} |")
+    return rows
+
+
 def mode_robustness(args, done) -> list:
     rows = []
     for seed in args.seeds:
@@ -215,7 +255,7 @@ def mode_robustness(args, done) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("rounds", "ablation", "robustness"))
+    parser.add_argument("mode", choices=("rounds", "ablation", "robustness", "control"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=2)
@@ -232,7 +272,8 @@ def main() -> None:
         args.work = os.path.join(args.work, args.tag)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     done = read_results(RESULTS)
-    {"rounds": mode_rounds, "ablation": mode_ablation, "robustness": mode_robustness}[args.mode](args, done)
+    {"rounds": mode_rounds, "ablation": mode_ablation, "robustness": mode_robustness,
+     "control": mode_control}[args.mode](args, done)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,18 @@ parser.add_argument("--out", required=True)
 parser.add_argument("--method", default="fixmatch")
 parser.add_argument("--die-after", type=int, default=0, help="raise KeyboardInterrupt at this stream draw")
 parser.add_argument("--resume", action="store_true")
+parser.add_argument("--shards", help="a folder of train/test/pool shards (tests/test_shards.py): stream from them")
 args = parser.parse_args()
 
 config = TrainConfig(method=args.method, dataset="two_moons", num_labeled=20, batch_size=5, unlabeled_batch_size=32,
                      steps=12, eval_every=4, strong_noise=0.2, method_options={"threshold": 0.5}
                      if args.method == "fixmatch" else {}, model_options={"hidden": [16]}, device="cpu",
                      out=args.out, progress=False, seed=3)
+if args.shards:
+    config.dataset, config.strong_noise, config.num_labeled = "shards", None, 9
+    config.data_path = os.path.join(args.shards, "train.json")
+    config.dataset_options = {"test_path": os.path.join(args.shards, "test.json"), "workers": 1,
+                              "unlabeled_path": os.path.join(args.shards, "pool.json")}
 trainer = Trainer(config)
 if args.die_after:
     original, calls = trainer.stream.next, {"n": 0}

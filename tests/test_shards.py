@@ -300,3 +300,55 @@ def test_pseudo_label_command_reads_shards(shard_dir, tmp_path, capsys):
                  "--no-progress", "--device", "cpu"]) == 0
     manifest = json.load(open(tmp_path / "labels" / "manifest.json"))
     assert manifest["num_examples"] == 90 and manifest["num_shards"] == 3 and manifest["complete"]
+
+
+# --- several processes -------------------------------------------------------------------------
+def test_each_rank_decodes_its_slice_of_the_global_batch(shard_dir):
+    from mentor.data.pools import _BatchReads
+
+    pool = Trainer(shard_config(shard_dir)).pool
+    order = WindowedOrder(pool.unit_sizes, 0, pool.window, pool.excluded)
+    one = _BatchReads(pool, order, 12, 0, 1)[3]
+    parts = [_BatchReads(pool, order, 6, rank, 2)[3] for rank in (0, 1)]
+    assert torch.equal(torch.cat([p[0] for p in parts]), one[0])
+    assert torch.equal(torch.cat([p[1] for p in parts]), one[1])
+
+
+def test_two_processes_from_shards_equal_one_and_resume(shard_dir, tmp_path):
+    from test_distributed import ROOT, torchrun
+    from test_distributed import weights as saved_weights
+
+    two = str(tmp_path / "two")
+    common = ["--method", "supervised", "--dataset", "shards", "--data-path", os.path.join(shard_dir, "train.json"),
+              "--test-path", os.path.join(shard_dir, "test.json"), "--unlabeled-path", os.path.join(shard_dir, "pool.json"),
+              "--num-labeled", "9", "--model", "mlp", "--no-augment", "--steps", "6", "--eval-every", "3", "--lr", "0.05",
+              "--no-progress", "--data-hp", "workers=1"]
+    torchrun("-m", "mentor.cli", "train", *common, "--batch-size", "3", "--unlabeled-batch-size", "6", "--out", two)
+    one = Trainer(shard_config(shard_dir, method="supervised", method_options={}, model="mlp", model_options={},
+                               augment=False, batch_size=6, out=str(tmp_path / "one")))
+    one.fit()
+    for key, value in saved_weights(str(tmp_path / "one")).items():
+        torch.testing.assert_close(saved_weights(two)[key], value, rtol=1e-5, atol=1e-6)
+    summary = json.load(open(os.path.join(two, "summary.json")))  # the streamed test split, shared by the ranks
+    assert summary["processes"] == 2 and summary["final_test_accuracy"] == pytest.approx(
+        one.history[-1]["test_accuracy"], abs=1e-9)
+    # FixMatch from shards, two processes, killed after step 4's checkpoint and resumed
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    worker = os.path.join(ROOT, "tests", "dist_worker.py")
+    torchrun(worker, "--out", straight, "--shards", shard_dir)
+    torchrun(worker, "--out", killed, "--shards", shard_dir, "--die-after", "7", killed=True)
+    torchrun(worker, "--out", killed, "--shards", shard_dir, "--resume")
+    for key, value in saved_weights(straight).items():
+        assert torch.equal(saved_weights(killed)[key], value), key
+    state = torch.load(os.path.join(killed, "checkpoint.pt"), weights_only=False)
+    assert state["stream"]["unlabeled"]["position"] == 12 and state["world_size"] == 2
+    # labelling a pool of shards: the processes share the label shards, and agree with one process
+    from mentor.pseudo_labels import read_labels
+
+    pool = os.path.join(shard_dir, "pool.json")
+    assert main(["pseudo-label", two, "--data", pool, "--out", str(tmp_path / "l1"), "--shard-size", "40",
+                 "--no-progress", "--device", "cpu"]) == 0
+    torchrun("-m", "mentor.cli", "pseudo-label", two, "--data", pool, "--out", str(tmp_path / "l2"), "--shard-size", "40",
+             "--no-progress", "--device", "cpu")
+    l1, l2 = read_labels(str(tmp_path / "l1")), read_labels(str(tmp_path / "l2"))
+    assert l2.manifest["complete"] and len(l2.argmax) == 90 and (l1.probs == l2.probs).all()
