@@ -49,6 +49,36 @@ class ArrayDataset:
     def is_image(self) -> bool:
         return self.x_train.ndim == 4
 
+    # What the trainer asks of any dataset (the same as of a ShardDataset, whose examples are on disk).
+    streamed = False
+    workers = 0
+
+    def take_train(self, indices) -> np.ndarray:
+        """Stored training examples by index."""
+        return self.x_train[np.asarray(indices, dtype=np.int64)]
+
+    def channel_stats(self, labeled=None) -> tuple:
+        """The training images' per-channel mean and std in [0, 1] units (for standardising)."""
+        from ..augment.views import channel_stats
+        return channel_stats(self.x_train)
+
+    def unlabeled_pool(self, split, device):
+        """The split's unlabeled examples (training set, then x_unlabeled) on ``device``."""
+        import torch
+
+        from .pools import MemoryPool
+        pool = self.x_train if self.x_unlabeled is None else np.concatenate([self.x_train, self.x_unlabeled])
+        return MemoryPool(torch.as_tensor(pool[split.unlabeled], device=device), list(split.unlabeled))
+
+    def test_pool(self, device, eval_data=None):
+        """The test split (or ``eval_data`` = (x, y) in its place) on ``device``, with its labels."""
+        import torch
+
+        from .pools import MemoryPool
+        x, y = eval_data if eval_data is not None else (self.x_test, self.y_test)
+        return MemoryPool(torch.as_tensor(canonical_features(np.asarray(x)), device=device),
+                          y=torch.as_tensor(np.asarray(y, dtype=np.int64), device=device))
+
 
 def canonical_features(x: np.ndarray) -> np.ndarray:
     """uint8 images stay uint8; everything else becomes float32."""

@@ -88,8 +88,8 @@ class MemoryPool:
 
     streamed = False
 
-    def __init__(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None):
-        self.x = x
+    def __init__(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None, y: Optional[torch.Tensor] = None):
+        self.x, self.y = x, y  # y: labels, for a test split
         self.indices = indices  # each example's index in the dataset's pool
 
     def __len__(self) -> int:
@@ -102,11 +102,12 @@ class MemoryPool:
     def read(self, start: int, stop: int) -> np.ndarray:
         return self.x[start:stop].cpu().numpy()
 
-    def batches(self, batch_size: int, rank: int = 0, world: int = 1, device=None):
+    def batches(self, batch_size: int, rank: int = 0, world: int = 1, device=None, workers: int = 0):
         """(stored, labels or None) of this rank's contiguous share, batch by batch."""
-        part = torch.tensor_split(torch.arange(len(self.x)), world)[rank]
-        for start in range(0, len(part), batch_size):
-            yield self.x[part[start:start + batch_size].to(self.x.device)], None
+        x = torch.tensor_split(self.x, world)[rank] if world > 1 else self.x
+        y = None if self.y is None else (torch.tensor_split(self.y, world)[rank] if world > 1 else self.y)
+        for start in range(0, len(x), batch_size):
+            yield x[start:start + batch_size], None if y is None else y[start:start + batch_size]
 
     def draws(self, batch_size: int, generator: torch.Generator, seed: int, rank: int, world: int, device,
               workers: int = 0) -> "MemoryDraws":

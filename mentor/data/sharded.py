@@ -54,11 +54,17 @@ class ShardDataset:
     def take_train(self, indices: Sequence[int]) -> np.ndarray:
         return self.train.images(np.asarray(indices, dtype=np.int64))
 
+    def unlabeled_pool(self, split, device=None) -> ShardPool:
+        """The split's pool: every training and extra sample but the held-out ones, streamed."""
+        return self.pool(np.asarray(split.streamed_pool["excluded"], dtype=np.int64))
+
     def pool(self, excluded: np.ndarray) -> ShardPool:
         sets = [self.train] + ([self.unlabeled] if self.unlabeled is not None else [])
         return ShardPool(sets, excluded=excluded, window=self.window, name="unlabeled pool", workers=self.workers)
 
-    def test_pool(self) -> ShardPool:
+    def test_pool(self, device=None, eval_data=None) -> ShardPool:
+        if eval_data is not None:
+            raise DataError("eval_data replaces an in-memory test split; a shards dataset has --test-path")
         return ShardPool([self.test], window=self.window, name="test split", workers=self.workers)
 
     def channel_stats(self, labeled: np.ndarray):

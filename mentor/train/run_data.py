@@ -2,20 +2,15 @@
 
 One function, so that the trainer, `mentor compare`'s classical baselines and anything else
 that must see exactly the examples a run sees (labeled, held out, unlabeled) build them the
-same way from a TrainConfig. ``run_pool`` and ``take_train`` give the trainer the unlabeled
-pool and stored training examples of either kind of dataset (arrays in memory, or shards on
-disk) behind one interface.
+same way from a TrainConfig.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
-import torch
-
 from ..data import ArrayDataset, Split, load_dataset, make_split, validate_dataset
 from ..data.classes import restrict_classes
-from ..data.pools import MemoryPool
 from ..data.splits import add_label_noise
 from ..errors import ConfigError
 from .config import TrainConfig
@@ -61,19 +56,3 @@ def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split
         split.streamed_pool = {"size": pool.total, "excluded": excluded.astype(int).tolist(),
                                "fingerprint": pool.fingerprint()}
     return dataset, split
-
-
-def take_train(dataset, indices: Sequence[int]) -> np.ndarray:
-    """Stored training examples by index, from memory or decoded from shards."""
-    if is_streamed(dataset):
-        return dataset.take_train(indices)
-    return dataset.x_train[np.asarray(indices, dtype=np.int64)]
-
-
-def run_pool(dataset, split: Split, device: torch.device):
-    """The run's unlabeled pool: a MemoryPool of the split's examples on ``device``, or the
-    dataset's ShardPool (streamed)."""
-    if split.streamed_pool is not None:
-        return dataset.pool(np.asarray(split.streamed_pool["excluded"], dtype=np.int64))
-    pool = dataset.x_train if dataset.x_unlabeled is None else np.concatenate([dataset.x_train, dataset.x_unlabeled])
-    return MemoryPool(torch.as_tensor(pool[split.unlabeled], device=device), list(split.unlabeled))

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..augment import FeatureViews, ImageViews, RandAugment, channel_stats
+from ..augment import FeatureViews, ImageViews, RandAugment
 from ..data import ArrayDataset, SemiSupervisedStream, Split
-from ..data.arrays import canonical_features
+from ..data.pools import MemoryPool
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from . import distributed
 from .ema import SyncFreeEMA
-from .run_data import is_streamed, prepare_data, run_pool, take_train
+from .run_data import prepare_data
 from .schedule import lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
@@ -128,18 +128,12 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
         dataset, self.split = prepare_data(config, dataset)
         self.dataset = dataset
-        # The test split: arrays on the device, or a pool of shards streamed at each evaluation.
-        self.test_pool = None
-        if is_streamed(dataset):
-            if eval_data is not None:
-                raise ConfigError("eval_data replaces an in-memory test split; a shards dataset has --test-path")
-            self.test_pool = dataset.test_pool()
-            self.x_eval = self.y_eval = None
-        else:
-            x_eval, y_eval = eval_data if eval_data is not None else (dataset.x_test, dataset.y_test)
-            self.x_eval = torch.as_tensor(canonical_features(np.asarray(x_eval)), device=self.device)
-            self.y_eval = torch.as_tensor(np.asarray(y_eval, dtype=np.int64), device=self.device)
-        self.x_val = torch.as_tensor(take_train(dataset, self.split.validation), device=self.device)
+        # The data through one interface, whichever kind the dataset is (arrays in memory, or
+        # shards on disk): stored examples by index, channel statistics, the unlabeled pool and
+        # the test split as pools (mentor.data.pools) that the stream and evaluation read.
+        self.test_pool = dataset.test_pool(self.device, eval_data)
+        self.x_eval, self.y_eval = getattr(self.test_pool, "x", None), getattr(self.test_pool, "y", None)
+        self.x_val = torch.as_tensor(dataset.take_train(self.split.validation), device=self.device)
         self.y_val = torch.as_tensor(dataset.y_train[self.split.validation], device=self.device)
 
         seed_everything(config.seed)
@@ -170,7 +164,7 @@ class Trainer:
         for optimizer in self.method.optimizers.values():  # gradients averaged over the ranks
             self.dist.attach(optimizer)
         self.dist.broadcast(self._model_tensors())  # every rank starts from rank 0's weights
-        self.pool = run_pool(dataset, self.split, self.device)
+        self.pool = dataset.unlabeled_pool(self.split, self.device)
         reason = self.method.needs_pool_in_memory
         if self.pool.streamed and reason:
             raise ConfigError(f"method {config.method!r} {reason}, so it cannot stream its unlabeled pool from "
@@ -252,7 +246,7 @@ class Trainer:
             return FeatureViews(cfg.strong_noise, cfg.input_noise)
         if cfg.strong_noise:
             raise ConfigError("--strong-noise is for feature data; images get RandAugment + Cutout as their strong view")
-        mean, std = ds.channel_stats(self.split.labeled) if is_streamed(ds) else channel_stats(ds.x_train)
+        mean, std = ds.channel_stats(self.split.labeled)
         wants_strong = self.method.strong_view != "unused" and cfg.randaugment_ops + cfg.cutout > 0
         randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout, cfg.randaugment_magnitude) if wants_strong else None
         return ImageViews(mean, std, hflip=ds.hflip, translate=cfg.translate, randaugment=randaugment,
@@ -262,12 +256,12 @@ class Trainer:
         ds, split, cfg = self.dataset, self.split, self.config
         as_tensor = partial(torch.as_tensor, device=self.device)
         method = self.method
-        return SemiSupervisedStream(as_tensor(take_train(ds, split.labeled)), as_tensor(split.labels(ds.y_train)),
+        return SemiSupervisedStream(as_tensor(ds.take_train(split.labeled)), as_tensor(split.labels(ds.y_train)),
                                     self.pool, cfg.batch_size, cfg.unlabeled_batch_size, seed=cfg.seed,
                                     views=self.views,
                                     make_strong=method.strong_view != "unused" and not method.draws_own_unlabeled,
                                     make_second_view=method.second_view, rank=self.dist.rank, world=self.dist.world,
-                                    workers=getattr(ds, "workers", 0))
+                                    workers=ds.workers)
 
     # --- files --------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -388,21 +382,17 @@ class Trainer:
         validation split, the same on it (val_accuracy, ...): choose settings on val_, never test_."""
         models = {"": self.method.eval_model(), **({"ema_": self.ema.module} if self.ema is not None else {}),
                   **{f"{name}_": model for name, model in self.method.eval_models().items()}}
-        splits = {"test": (self.x_eval, self.y_eval)}
+        splits = {"test": self.test_pool}
         if len(self.y_val):
-            splits["val"] = (self.x_val, self.y_val)
+            splits["val"] = MemoryPool(self.x_val, y=self.y_val)
         result = {}
-        for split, (x, y) in splits.items():
-            if x is None:  # the streamed test split: each rank reads its share of the shards
-                pool, workers = self.test_pool, getattr(self.dataset, "workers", 0)
-                run = lambda model: evaluate_batches(  # noqa: E731
-                    model, pool.batches(1024, self.dist.rank, self.dist.world, self.device, workers), len(pool),
-                    self.device, self.views.eval, self.method.autocast, self.dist)
-            else:
-                run = partial(evaluate, x=x, y=y, transform=self.views.eval, autocast=self.method.autocast,
-                              ctx=self.dist)
+        for split, pool in splits.items():
             for prefix, model in models.items():
-                result.update({f"{prefix}{split}_{k}": v for k, v in run(model).items()})
+                # each rank scores its contiguous share (a streamed split: decoded ahead by workers)
+                batches = pool.batches(1024, self.dist.rank, self.dist.world, self.device, self.dataset.workers)
+                scores = evaluate_batches(model, batches, len(pool), self.device, self.views.eval,
+                                          self.method.autocast, self.dist)
+                result.update({f"{prefix}{split}_{k}": v for k, v in scores.items()})
         return result
 
     def final_model(self) -> torch.nn.Module:
