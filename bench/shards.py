@@ -107,7 +107,9 @@ def mode_decode(args) -> None:
 
 
 class PeakRSS:
-    """Samples the resident memory of a process and of its children (DataLoader workers) every 0.2 s."""
+    """Samples the resident memory (RSS) of a process, and the proportional set size (PSS) of it
+    and its children (DataLoader workers), every 0.2 s. Forked workers share pages with the
+    trainer; PSS counts a shared page once over the processes, RSS once in each of them."""
 
     def __init__(self, pid: int):
         self.pid, self.main, self.total, self._stop = pid, 0, 0, threading.Event()
@@ -115,12 +117,19 @@ class PeakRSS:
         self.thread.start()
 
     @staticmethod
-    def _rss(pid: int) -> int:
+    def _bytes(path: str, field: str) -> int:
+        """A "Field:  N kB" line of a /proc file, in bytes (0 once the process is gone)."""
         try:
-            with open(f"/proc/{pid}/status") as f:
-                return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+            with open(path) as f:
+                return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
         except (OSError, StopIteration):
             return 0
+
+    def _rss(self, pid: int) -> int:
+        return self._bytes(f"/proc/{pid}/status", "VmRSS:")
+
+    def _pss(self, pid: int) -> int:
+        return self._bytes(f"/proc/{pid}/smaps_rollup", "Pss:")
 
     def _children(self, pid: int):
         try:
@@ -133,7 +142,7 @@ class PeakRSS:
     def _run(self):
         while not self._stop.is_set():
             main = self._rss(self.pid)
-            total = main + sum(self._rss(k) for k in self._children(self.pid))
+            total = self._pss(self.pid) + sum(self._pss(k) for k in self._children(self.pid))
             self.main, self.total = max(self.main, main), max(self.total, total)
             time.sleep(0.2)
 
@@ -175,7 +184,7 @@ def mode_rss(args) -> None:
                     f"{peak.total / 2**20:.0f} MB | {summary['seconds_per_step']:.3f} s | {seconds:.0f} s |")
     print(f"\n`python bench/shards.py rss --steps {args.steps} --workers {args.workers} --model {args.model}` "
           f"({machine()}): FixMatch, CIFAR-10 with 4,000 labels from shards, the pool streamed\n")
-    print("| pool (CIFAR train + extra) | steps | workers | peak RSS, trainer | peak RSS, trainer + workers | "
+    print("| pool (CIFAR train + extra) | steps | workers | peak RSS, trainer | peak PSS, trainer + workers | "
           "s/step | wall |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
@@ -197,7 +206,7 @@ def mode_step(args) -> None:
         rows.append(f"| {label} | {summary['seconds_per_step']:.3f} s | {peak.total / 2**20:.0f} MB |")
     print(f"\n`python bench/shards.py step --steps {args.steps} --model {args.model}` ({machine()}): FixMatch on "
           "CIFAR-10-4000, 64 labeled + 448 unlabeled per step, pool 150k (CIFAR train + the first 100k)\n")
-    print("| data | seconds per step (mean over the run) | peak RSS, all processes |")
+    print("| data | seconds per step (mean over the run) | peak PSS, all processes |")
     print("| --- | --- | --- |")
     print("\n".join(rows))
 
@@ -225,7 +234,7 @@ def mode_noisy_student(args) -> None:
     print(f"command: {' '.join(command)}\n")
     print(json.dumps(rounds, indent=1))
     print(f"\nwall {seconds:.0f} s, peak RSS {peak.main / 2**20:.0f} MB (pipeline), "
-          f"{peak.total / 2**20:.0f} MB (with workers)")
+          f"{peak.total / 2**20:.0f} MB PSS (with workers)")
 
 
 def main() -> None:

@@ -61,7 +61,8 @@ def label_with(trainer: Trainer, out: str, data: Optional[str] = None, batch_siz
             pool.name = os.path.abspath(data)
     teacher = f"{os.path.abspath(trainer.config.out)}@step{trainer.step}"
     return label_pool(model, transform, pool, out, trainer.dataset.num_classes, trainer.device, batch_size,
-                      shard_size, teacher=teacher, autocast=trainer.method.autocast, progress=progress)
+                      shard_size, teacher=teacher, autocast=trainer.method.autocast, progress=progress,
+                      ctx=trainer.dist)
 
 
 def _run(config: TrainConfig) -> Trainer:

@@ -140,15 +140,23 @@ def predict(model: torch.nn.Module, transform: Callable, x, device: torch.device
     return F.softmax(logits, dim=-1) if len(logits) else logits
 
 
+class OneProcess:
+    """The process context of a labelling run by one process (a trainer's ``dist`` under torchrun)."""
+
+    rank, world, is_main = 0, 1, True
+
+    def barrier(self) -> None:
+        pass
+
+
 def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_classes: int,
                device: torch.device, batch_size: int = 1024, shard_size: int = 65536,
-               teacher: str = "", autocast: Optional[Callable] = None, progress: bool = True) -> dict:
+               teacher: str = "", autocast: Optional[Callable] = None, progress: bool = True, ctx=None) -> dict:
     """Write the teacher's predictions on ``pool`` (``len`` and ``read(start, stop)``) to shards
-    in ``out``; shards already there are kept (resume). Returns the manifest. Under torchrun the
-    processes share the shards (rank r writes shards r, r + N, ...) and rank 0 the manifest."""
-    from .train.distributed import context
-
-    ctx = context()
+    in ``out``; shards already there are kept (resume). Returns the manifest. With several
+    processes (``ctx``: rank, world, is_main, barrier(), e.g. a trainer's ``dist`` under torchrun)
+    they share the shards (rank r writes shards r, r + N, ...) and rank 0 writes the manifest."""
+    ctx = ctx if ctx is not None else OneProcess()
     if batch_size <= 0 or shard_size <= 0:
         raise ConfigError(f"batch size and shard size must be positive, got {batch_size}, {shard_size}")
     n = len(pool)

@@ -23,6 +23,16 @@ def blobs(n_train=60, n_test=30, n_extra=40, classes=3, dim=4, seed=0):
     return ArrayDataset("blobs", x, y, xt, yt, classes, x_unlabeled=xu)
 
 
+def patch_images(count, rng, classes=3, size=8):
+    """(uint8 images, labels): class c is a bright patch in corner c of a dark noisy image."""
+    y = np.arange(count) % classes
+    x = rng.integers(0, 60, (count, 3, size, size))
+    for i, c in enumerate(y):
+        r, col = divmod(int(c), 2)
+        x[i, :, r * size // 2:(r + 1) * size // 2, col * size // 2:(col + 1) * size // 2] += 180
+    return x.astype(np.uint8), y
+
+
 @pytest.fixture
 def tiny_dataset():
     return blobs()

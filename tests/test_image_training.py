@@ -14,23 +14,14 @@ from mentor.errors import ConfigError
 from mentor.train import TrainConfig, Trainer
 from mentor.train.schedule import lr_multiplier
 
-from conftest import blobs
+from conftest import blobs, patch_images
 
 
 def tiny_images(n=48, classes=3, size=8, seed=0):
     """Class c: a bright patch in corner c of a dark noisy uint8 image."""
     rng = np.random.default_rng(seed)
-
-    def draw(count):
-        y = np.arange(count) % classes
-        x = rng.integers(0, 60, (count, 3, size, size))
-        for i, c in enumerate(y):
-            r, col = divmod(int(c), 2)
-            x[i, :, r * size // 2:(r + 1) * size // 2, col * size // 2:(col + 1) * size // 2] += 180
-        return x.astype(np.uint8), y
-
-    x, y = draw(n)
-    xt, yt = draw(24)
+    x, y = patch_images(n, rng, classes, size)
+    xt, yt = patch_images(24, rng, classes, size)
     return ArrayDataset("tiny_images", x, y, xt, yt, classes)
 
 

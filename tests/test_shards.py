@@ -15,16 +15,11 @@ from mentor.data.shards import ShardSet, verify, write_shards
 from mentor.errors import CheckpointError, ConfigError, DataError
 from mentor.train import TrainConfig, Trainer
 
+from conftest import patch_images
 
-def tiny_images(n, classes=3, size=8, seed=0):
-    """Class c: a bright patch in corner c of a dark noisy uint8 image."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % classes
-    x = rng.integers(0, 60, (n, 3, size, size))
-    for i, c in enumerate(y):
-        r, col = divmod(int(c), 2)
-        x[i, :, r * size // 2:(r + 1) * size // 2, col * size // 2:(col + 1) * size // 2] += 180
-    return x.astype(np.uint8), y
+
+def tiny_images(n, seed=0):
+    return patch_images(n, np.random.default_rng(seed))
 
 
 def rows(x, y=None):
