@@ -127,16 +127,19 @@ def confusion_figure(run: dict) -> bytes:
 
     trainer = load_run(run["dir"], device="cpu")
     model = trainer.method.eval_model().eval()
-    with torch.no_grad():
-        predictions = torch.cat([model(trainer.views.eval(trainer.x_eval[i:i + 1024])).argmax(-1)
-                                 for i in range(0, len(trainer.x_eval), 1024)]).numpy()
+    truth, predictions = [], []
+    with torch.no_grad():  # the test split in memory or streamed from shards, batch by batch
+        for x, y in trainer.test_pool.batches(1024, workers=trainer.dataset.workers, device=trainer.device):
+            predictions.append(model(trainer.views.eval(x)).argmax(-1))
+            truth.append(y)
+    predictions, truth = torch.cat(predictions).numpy(), torch.cat(truth).numpy()
     names = trainer.dataset.class_names or list(range(trainer.dataset.num_classes))
     size = max(4.0, 0.5 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(trainer.y_eval.numpy(), predictions, labels=list(range(len(names))),
+    ConfusionMatrixDisplay.from_predictions(truth, predictions, labels=list(range(len(names))),
                                             display_labels=names, ax=ax, colorbar=False, cmap="Blues",
                                             xticks_rotation=45 if len(names) > 4 else "horizontal")
-    accuracy = float((predictions == trainer.y_eval.numpy()).mean())
+    accuracy = float((predictions == truth).mean())
     ax.set_title(f"{run['name']}: test split, step {trainer.step} (accuracy {100 * accuracy:.2f}%)", fontsize=9)
     fig.tight_layout()
     data = png_bytes(fig)

@@ -347,3 +347,16 @@ def test_two_processes_from_shards_equal_one_and_resume(shard_dir, tmp_path):
              "--no-progress", "--device", "cpu")
     l1, l2 = read_labels(str(tmp_path / "l1")), read_labels(str(tmp_path / "l2"))
     assert l2.manifest["complete"] and len(l2.argmax) == 90 and (l1.probs == l2.probs).all()
+
+
+def test_eval_report_and_compare_on_a_run_from_shards(shard_dir, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    Trainer(shard_config(shard_dir, out=run)).fit()
+    assert main(["eval", run, "--device", "cpu"]) == 0
+    assert '"test_accuracy"' in capsys.readouterr().out
+    assert main(["report", run, "--out", str(tmp_path / "report.html")]) == 0
+    assert os.path.exists(tmp_path / "report.html")
+    train = os.path.join(shard_dir, "train.json")
+    assert main(["compare", "--dataset", "shards", "--data-path", train, "--test-path",
+                 os.path.join(shard_dir, "test.json"), "--out", str(tmp_path / "cmp")]) == 2
+    assert "mentor compare scores every method" in capsys.readouterr().err

@@ -76,6 +76,11 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     loaded = dataset
     if loaded is None:
         loaded = load_dataset(config.dataset, config.data_path, seed=seeds[0], **config.dataset_options)
+    if getattr(loaded, "streamed", False):
+        raise ConfigError("mentor compare scores every method and baseline on examples held in memory; "
+                          f"--dataset {config.dataset} streams its pool: compare on a subset in memory "
+                          "(e.g. --dataset image_folder) and train the choice from shards with mentor train")
+    if dataset is None:
         remember_dataset(replace(config, seed=seeds[0]), loaded)  # the cells of seeds[0] run here with one job
     features = not loaded.is_image
     if features and config.strong_noise is None:
