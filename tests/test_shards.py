@@ -74,6 +74,11 @@ def test_written_shards_read_back_with_their_manifest(shard_dir):
     assert verify(os.path.join(shard_dir, "train.json")) == []
     # the manifest, a glob and a brace pattern name the same set
     assert ShardSet(os.path.join(shard_dir, "train-*.tar")).fingerprint() == shards.fingerprint()
+    # '::' joins sets, each read with its own manifest (a subset of a set's shards is a set)
+    joined = ShardSet(os.path.join(shard_dir, "pool-{000001..000002}.tar") + "::" + os.path.join(shard_dir, "train.json"))
+    assert len(joined) == 120 and "labels_array" not in joined.manifest
+    assert np.array_equal(joined.labels, np.concatenate([np.full(60, -1), y]))
+    assert np.array_equal(joined.images([60 + 17]), x[[17]])
 
 
 def test_a_killed_writer_resumes_to_the_same_shards(tmp_path):

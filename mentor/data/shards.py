@@ -149,7 +149,7 @@ class ShardSet:
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
         self.num_classes = self.manifest.get("num_classes")
         self.class_names = self.manifest.get("class_names")
-        self.channels = int(self.manifest.get("channels") or 3)
+        self.channels = int(self.manifest.get("channels") or 3)  # sets of 1 and 3 channels: read as RGB
         self.image_size = self.manifest.get("image_size")
         if self.size is None and self.image_size is None:
             raise DataError(f"the images of {pattern} differ in size ({self._sizes_text()}); pass --data-hp "
@@ -256,15 +256,29 @@ class ShardSet:
 
     # the manifest, given or made
     def _manifest(self) -> dict:
-        path = manifest_path(self.paths[0])
-        if os.path.isfile(path):
-            manifest = _read_manifest(path)
-            by_name = {s["url"]: s for s in manifest["shardlist"]}
-            names = [os.path.basename(p) for p in self.paths]
-            if all(n in by_name for n in names) and all(manifest_path(p) == path for p in self.paths):
-                entries = [by_name[n] for n in names]
-                return {**manifest, "shardlist": entries, "manifest_file": path}
-        return self._index_without_manifest()
+        """The manifests of the shards' sets merged (a pattern may join several sets with '::'),
+        or, when a shard has none, an index made by reading the shards."""
+        entries, manifests = [], []
+        for path in self.paths:
+            where = manifest_path(path)
+            if not os.path.isfile(where):
+                return self._index_without_manifest()
+            if not manifests or manifests[-1][0] != where:
+                manifests.append((where, _read_manifest(where)))
+            manifest = manifests[-1][1]
+            entry = next((e for e in manifest["shardlist"] if e["url"] == os.path.basename(path)), None)
+            if entry is None:
+                return self._index_without_manifest()
+            entries.append({**entry, "labels_file": os.path.join(os.path.dirname(where), manifest["labels"])})
+        first = manifests[0][1]
+        merged = {**first, "shardlist": entries}
+        for key in ("image_size", "channel_mean", "channel_std", "channels"):
+            if any(m.get(key) != first.get(key) for _, m in manifests):
+                merged[key] = None  # sets of other sizes or statistics: decided per set, or resized
+        merged["num_classes"] = max((m.get("num_classes") or 0) for _, m in manifests) or None
+        if merged["image_size"] is None:
+            merged["sizes"] = {k: v for _, m in manifests for k, v in (m.get("sizes") or {}).items()}
+        return merged
 
     def _index_without_manifest(self) -> dict:
         """Shards written elsewhere: count their samples and read their labels (one pass)."""
@@ -303,12 +317,15 @@ class ShardSet:
     def _read_labels(self) -> np.ndarray:
         if "labels_array" in self.manifest:
             return self.manifest["labels_array"]
-        path = os.path.join(os.path.dirname(self.manifest["manifest_file"]), self.manifest["labels"])
-        try:
-            every = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise DataError(f"the labels of {self.pattern} ({path}) are missing or corrupt: {exc}") from None
-        parts = [np.asarray(every[e["start"]:e["start"] + e["nsamples"]]) for e in self.manifest["shardlist"]]
+        parts, opened = [], {}
+        for entry in self.manifest["shardlist"]:
+            path = entry["labels_file"]
+            if path not in opened:
+                try:
+                    opened[path] = np.load(path, mmap_mode="r")
+                except (OSError, ValueError) as exc:
+                    raise DataError(f"the labels of {self.pattern} ({path}) are missing or corrupt: {exc}") from None
+            parts.append(np.asarray(opened[path][entry["start"]:entry["start"] + entry["nsamples"]]))
         return np.concatenate(parts).astype(np.int64)
 
 

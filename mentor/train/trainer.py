@@ -487,6 +487,7 @@ class Trainer:
                         save_checkpoint(state, self._path(CHECKPOINT))
                     self.dist.barrier()
         bar.close()
+        self.stream.close()  # a streamed pool's decoding workers end here (a later fit() starts them again)
         if self.writer is not None:
             self.writer.close()
         if not last:  # resumed a finished run: report its final state
