@@ -29,66 +29,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data.files import write_atomically, write_json_atomically
+from .data.pools import ArrayPool, NpyPool
 from .errors import CheckpointError, ConfigError, DataError
 
 MANIFEST = "manifest.json"
 
 
-# --- pools ------------------------------------------------------------------------------
-class ArrayPool:
-    """An in-memory (or memory-mapped) array of stored examples."""
-
-    def __init__(self, x: np.ndarray, name: str = "array"):
-        self.x, self.name = x, name
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self.x[start:stop])
-
-
-class NpyPool:
-    """A .npy file read row range by row range with plain file reads: resident memory is one
-    range, however large the file (a memory map would keep every page it touched resident)."""
-
-    def __init__(self, path: str):
-        if not os.path.isfile(path):
-            raise DataError(f"unlabeled pool {path!r}: no such file")
-        self.name = path
-        with open(path, "rb") as f:
-            try:
-                version = np.lib.format.read_magic(f)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise ValueError(f"unsupported .npy format version {version}")
-                shape, fortran, dtype = read_header(f)
-            except ValueError as exc:
-                raise DataError(f"unlabeled pool {path!r} is not a .npy file: {exc}") from None
-            self.offset = f.tell()
-        if fortran or dtype.hasobject or not shape:
-            raise DataError(f"unlabeled pool {path!r}: need a C-ordered numeric array of examples, "
-                            f"got shape {shape}, dtype {dtype}, fortran order {fortran}")
-        self.shape, self.dtype = tuple(shape), dtype
-        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
-        expected = self.offset + self.row_bytes * self.shape[0]
-        if os.path.getsize(path) < expected:
-            raise DataError(f"unlabeled pool {path!r} is truncated: {os.path.getsize(path)} bytes, "
-                            f"its header promises {expected}")
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        stop = min(stop, len(self))
-        out = np.empty((stop - start,) + self.shape[1:], dtype=self.dtype)
-        with open(self.name, "rb") as f:
-            f.seek(self.offset + start * self.row_bytes)
-            f.readinto(memoryview(out).cast("B"))
-        return out
-
-
+# --- pools: ArrayPool and NpyPool live in mentor.data.pools ---------------------------------
 def is_shard_pattern(path: str) -> bool:
     return path.endswith((".tar", ".json")) or "{" in path or "::" in path
 

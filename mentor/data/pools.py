@@ -27,6 +27,88 @@ from ..errors import CheckpointError, DataError
 from .shards import ShardSet
 
 
+class IndexStream:
+    """Endless batches of indices in 0..n-1: a fresh permutation per epoch, no index repeated
+    within an epoch. A batch size >= n gives the whole set (shuffled) every step."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n = n
+        self.batch_size = min(batch_size, n)
+        self.generator = generator
+        self._perm = torch.randperm(n, generator=generator)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self._pos + self.batch_size > self.n:
+            self._perm = torch.randperm(self.n, generator=self.generator)
+            self._pos = 0
+        out = self._perm[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return out
+
+    def state_dict(self) -> dict:
+        return {"perm": self._perm.clone(), "pos": self._pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._perm = state["perm"].clone()
+        self._pos = int(state["pos"])
+
+
+# --- pools of stored examples read by row range (pseudo-labelling, `mentor shards --from X.npy`) ---
+class ArrayPool:
+    """An in-memory (or memory-mapped) array of stored examples."""
+
+    def __init__(self, x: np.ndarray, name: str = "array"):
+        self.x, self.name = x, name
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.x[start:stop])
+
+
+class NpyPool:
+    """A .npy file read row range by row range with plain file reads: resident memory is one
+    range, however large the file (a memory map would keep every page it touched resident)."""
+
+    def __init__(self, path: str):
+        if not os.path.isfile(path):
+            raise DataError(f"unlabeled pool {path!r}: no such file")
+        self.name = path
+        with open(path, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                shape, fortran, dtype = read_header(f)
+            except ValueError as exc:
+                raise DataError(f"unlabeled pool {path!r} is not a .npy file: {exc}") from None
+            self.offset = f.tell()
+        if fortran or dtype.hasobject or not shape:
+            raise DataError(f"unlabeled pool {path!r}: need a C-ordered numeric array of examples, "
+                            f"got shape {shape}, dtype {dtype}, fortran order {fortran}")
+        self.shape, self.dtype = tuple(shape), dtype
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
+        expected = self.offset + self.row_bytes * self.shape[0]
+        if os.path.getsize(path) < expected:
+            raise DataError(f"unlabeled pool {path!r} is truncated: {os.path.getsize(path)} bytes, "
+                            f"its header promises {expected}")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        stop = min(stop, len(self))
+        out = np.empty((stop - start,) + self.shape[1:], dtype=self.dtype)
+        with open(self.name, "rb") as f:
+            f.seek(self.offset + start * self.row_bytes)
+            f.readinto(memoryview(out).cast("B"))
+        return out
+
+
 class WindowedOrder:
     """An endless order over a sharded index space with read locality (see the module's text).
     ``unit_sizes``: samples per shard (the index space is their concatenation); ``excluded``:
@@ -111,7 +193,6 @@ class MemoryPool:
 
     def draws(self, batch_size: int, generator: torch.Generator, seed: int, rank: int, world: int, device,
               workers: int = 0) -> "MemoryDraws":
-        from .streams import IndexStream
         return MemoryDraws(self.x, IndexStream(len(self.x), batch_size * world, generator), rank, world)
 
     def fingerprint(self) -> Optional[str]:

@@ -129,7 +129,7 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
         return written
     name = name or os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
     if source.endswith(".npy"):
-        from ..pseudo_labels import NpyPool
+        from .pools import NpyPool
 
         pool = NpyPool(source)
         _image_array(np.zeros((0,) + pool.shape[1:], pool.dtype), source)

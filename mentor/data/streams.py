@@ -1,10 +1,13 @@
-"""Labeled and unlabeled batch streams: seeded, shuffled epochs, resumable from a state dict."""
+"""Labeled and unlabeled batch streams: seeded, shuffled epochs, resumable from a state dict.
+(IndexStream, the seeded permutations, lives with the pools that draw from it.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
+
+from .pools import IndexStream, MemoryPool, to_device
 
 
 @dataclass
@@ -26,33 +29,6 @@ class Batch:
     x_u_stored: Optional[torch.Tensor] = None  # the unlabeled examples as stored, before any view
 
 
-class IndexStream:
-    """Endless batches of indices in 0..n-1: a fresh permutation per epoch, no index repeated
-    within an epoch. A batch size >= n gives the whole set (shuffled) every step."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
-        self.n = n
-        self.batch_size = min(batch_size, n)
-        self.generator = generator
-        self._perm = torch.randperm(n, generator=generator)
-        self._pos = 0
-
-    def next(self) -> torch.Tensor:
-        if self._pos + self.batch_size > self.n:
-            self._perm = torch.randperm(self.n, generator=self.generator)
-            self._pos = 0
-        out = self._perm[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return out
-
-    def state_dict(self) -> dict:
-        return {"perm": self._perm.clone(), "pos": self._pos}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._perm = state["perm"].clone()
-        self._pos = int(state["pos"])
-
-
 class SemiSupervisedStream:
     """Draws (labeled batch, unlabeled weak view[, strong view]) for each step. The labeled
     examples are held on the training device; the unlabeled ones come from ``pool``
@@ -63,8 +39,6 @@ class SemiSupervisedStream:
     def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, pool, batch_size: int, unlabeled_batch_size: int,
                  seed: int, views, make_strong: bool = True, make_second_view: bool = False, rank: int = 0,
                  world: int = 1, workers: int = 0):
-        from .pools import MemoryPool
-
         if isinstance(pool, torch.Tensor):
             pool = MemoryPool(pool)
         self.x_l, self.y_l, self.pool = x_l, y_l, pool
@@ -90,8 +64,6 @@ class SemiSupervisedStream:
         return indices if self.world == 1 else torch.tensor_split(indices, self.world)[self.rank]
 
     def next(self) -> Batch:
-        from .pools import to_device
-
         il = to_device(self._mine(self.labeled.next()), self.x_l.device)
         iu, x_u, y_u = self.unlabeled.next()
         g = self.view_generator

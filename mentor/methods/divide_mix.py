@@ -45,7 +45,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-from ..data.streams import IndexStream
+from ..data.pools import IndexStream
 from ..errors import ConfigError
 from ..losses import linear_ramp, sharpen, soft_cross_entropy
 from ..pseudo_labels import predict

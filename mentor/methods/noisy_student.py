@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.streams import IndexStream
+from ..data.pools import IndexStream
 from ..errors import ConfigError, DataError
 from ..losses import soft_cross_entropy
 from ..models.layers import set_stochastic_depth
