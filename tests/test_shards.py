@@ -365,3 +365,20 @@ def test_eval_report_and_compare_on_a_run_from_shards(shard_dir, tmp_path, capsy
     assert main(["compare", "--dataset", "shards", "--data-path", train, "--test-path",
                  os.path.join(shard_dir, "test.json"), "--out", str(tmp_path / "cmp")]) == 2
     assert "mentor compare scores every method" in capsys.readouterr().err
+
+
+def test_noisy_student_rounds_from_shards_under_torchrun(shard_dir, tmp_path):
+    from test_distributed import torchrun
+
+    out = str(tmp_path / "ns")
+    torchrun("-m", "mentor.cli", "noisy-student", "--dataset", "shards", "--data-path",
+             os.path.join(shard_dir, "train.json"), "--test-path", os.path.join(shard_dir, "test.json"),
+             "--unlabeled-path", os.path.join(shard_dir, "pool.json"), "--num-labeled", "9", "--model", "small_cnn",
+             "--model-hp", "widths=4,8", "--steps", "4", "--eval-every", "2", "--batch-size", "3",
+             "--unlabeled-batch-size", "6", "--rounds", "1", "--student-width", "1", "--data-hp", "workers=1",
+             "--no-progress", "--out", out)
+    rounds = json.load(open(os.path.join(out, "rounds.json")))["rounds"]
+    assert len(rounds) == 2 and rounds[1]["pseudo_labeled"] > 0
+    assert json.load(open(os.path.join(out, "round-1", "summary.json")))["processes"] == 2
+    labels = json.load(open(os.path.join(out, "round-1", "labels", "manifest.json")))
+    assert labels["complete"] and labels["num_examples"] == 150
