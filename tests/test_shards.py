@@ -292,6 +292,36 @@ def test_noisy_student_round_from_shards(shard_dir, tmp_path):
     assert state["stream"]["unlabeled"]["position"] == 4 and not state["method"].get("extra")
 
 
+def test_the_streamed_selection_brings_each_example_with_its_own_teacher_labels(shard_dir, tmp_path):
+    """Every streamed pseudo-labeled example comes with the teacher's distribution *of that
+    example*: the pool's images are told apart by an id painted into their pixels."""
+    from mentor.data.pools import ShardPool
+    from mentor.noisy_student import label_with
+    from mentor.pseudo_labels import read_labels
+
+    x, _ = tiny_images(90, seed=2)
+    x[:, 0, 0, 0] = np.arange(90)  # pixel (0, 0) of channel 0 = the image's position in the pool
+    write_shards(rows(x), str(tmp_path), "pool", shard_size=30, progress=False)
+    config = shard_config(shard_dir, method="supervised", method_options={}, steps=2, out=str(tmp_path / "t"),
+                          dataset_options={"unlabeled_path": str(tmp_path / "pool.json")})
+    teacher = Trainer(config)
+    teacher.fit()
+    label_with(teacher, str(tmp_path / "labels"), progress=False)
+    probs = read_labels(str(tmp_path / "labels")).probs.astype(np.float32)
+    config = shard_config(shard_dir, method="noisy_student", out=str(tmp_path / "s"),
+                          method_options={"pseudo_labels": str(tmp_path / "labels"), "threshold": 0.0},
+                          dataset_options={"unlabeled_path": str(tmp_path / "pool.json")})
+    student = Trainer(config)
+    assert isinstance(student.pool, ShardPool) and student.pool.positions is not None
+    for _ in range(3):
+        batch = student.stream.next()
+        extra = batch.x_u_stored[:, 0, 0, 0].long()  # which pool image each example is
+        positions = student.pool.source_positions(batch.idx_u.numpy())
+        training = positions < 60  # the training shards come first in the pool
+        assert torch.equal(extra[~torch.as_tensor(training)], torch.as_tensor(positions[~training] - 60))
+        torch.testing.assert_close(batch.y_u, torch.as_tensor(probs[positions]))
+
+
 def test_pseudo_label_command_reads_shards(shard_dir, tmp_path, capsys):
     run = str(tmp_path / "teacher")
     Trainer(shard_config(shard_dir, method="supervised", method_options={}, steps=2, out=run)).fit()

@@ -231,7 +231,8 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 class ShardPool:
     """A pool streamed from shard sets: the concatenation of ``sets`` (e.g. the training shards,
     then the extra unlabeled ones), less ``excluded`` indices. ``targets``: a callable giving
-    per-example soft targets for positions (Noisy Student's selection), or None. ``positions``:
+    per-example soft targets of positions in the sets' index space (Noisy Student's teacher
+    labels), or None. ``positions``:
     an optional array mapping this pool's index space onto the sets' (a selection, duplicates
     allowed); then ``excluded`` must be empty."""
 
@@ -285,8 +286,7 @@ class ShardPool:
 
     def images(self, indices: np.ndarray) -> np.ndarray:
         """uint8 (n, C, H, W) of pool indices (positions of a selection map onto the sets)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        source = indices if self.positions is None else np.asarray(self.positions[indices], dtype=np.int64)
+        source = self.source_positions(indices)
         out = np.empty((len(source),) + self.shape, dtype=np.uint8)
         which = np.searchsorted(self.set_offsets, source, side="right") - 1
         for k, shard_set in enumerate(self.sets):
@@ -315,8 +315,19 @@ class ShardPool:
         for images, labels in loader:
             yield to_device(images, device), to_device(labels, device)
 
+    def source_positions(self, indices: np.ndarray) -> np.ndarray:
+        """Positions in the sets' index space of this pool's indices (the same, or a selection's)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return indices if self.positions is None else np.asarray(self.positions[indices], dtype=np.int64)
+
+    def targets_of(self, indices: np.ndarray) -> Optional[torch.Tensor]:
+        """The targets that come with the examples at these pool indices (None without targets)."""
+        if self.targets is None:
+            return None
+        return torch.from_numpy(np.asarray(self.targets(self.source_positions(indices))))
+
     def labels(self, indices: np.ndarray) -> np.ndarray:
-        source = indices if self.positions is None else self.positions[indices]
+        source = self.source_positions(indices)
         which = np.searchsorted(self.set_offsets, source, side="right") - 1
         out = np.empty(len(source), dtype=np.int64)
         for k, shard_set in enumerate(self.sets):
@@ -340,8 +351,7 @@ class _BatchReads(torch.utils.data.Dataset):
         global_batch = self.order.take(k * self.batch_size * self.world, self.batch_size * self.world)
         mine = np.array_split(global_batch, self.world)[self.rank]
         images = torch.from_numpy(self.pool.images(mine))
-        targets = None if self.pool.targets is None else torch.from_numpy(self.pool.targets(mine))
-        return torch.from_numpy(mine), images, targets
+        return torch.from_numpy(mine), images, self.pool.targets_of(mine)
 
 
 class _RangeReads(torch.utils.data.Dataset):
