@@ -358,7 +358,9 @@ def select_streamed(folder: str, num_classes: int, threshold: float = 0.3, per_c
         above = int(at_or_above[c][np.searchsorted(grid, thresholds[c])])
         stats.append({"class": c, "threshold": float(thresholds[c]), "above": above, "copies": 0})
     share = np.asarray([k / s["above"] if s["above"] else 0.0 for s in stats])
-    raw = path + ".parts"
+    # Temporary files of this process alone: under torchrun every rank computes the same selection
+    # (it is deterministic) and renames its complete copy into place, whichever finishes first.
+    raw = f"{path}.{os.getpid()}.parts"
     with open(raw, "wb") as sink:
         for shard in tqdm(range(shards), disable=not progress, desc="select (pass 2)", unit="shard"):
             positions, argmax, confidence = shard_arrays(shard)
@@ -379,7 +381,7 @@ def select_streamed(folder: str, num_classes: int, threshold: float = 0.3, per_c
         os.remove(raw)
         raise DataError(f"no pseudo-labeled example has confidence >= {threshold}: the student would have no "
                         "unlabeled data; lower the threshold or train the teacher longer")
-    partial = path + ".tmp.npy"
+    partial = f"{path}.{os.getpid()}.tmp.npy"
     array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int64, shape=(total,))
     with open(raw, "rb") as source:
         for start in range(0, total, 1 << 20):
