@@ -232,9 +232,8 @@ class ShardPool:
     """A pool streamed from shard sets: the concatenation of ``sets`` (e.g. the training shards,
     then the extra unlabeled ones), less ``excluded`` indices. ``targets``: a callable giving
     per-example soft targets of positions in the sets' index space (Noisy Student's teacher
-    labels), or None. ``positions``:
-    an optional array mapping this pool's index space onto the sets' (a selection, duplicates
-    allowed); then ``excluded`` must be empty."""
+    labels), or None. ``positions``: an optional array mapping this pool's index space onto the
+    sets' (a selection, duplicates allowed); then ``excluded`` must be empty."""
 
     streamed = True
 
