@@ -162,6 +162,7 @@ def train_args(args, pool_shards: int, out: str, steps: int, workers: int, metho
 
 
 def run_measured(command: list) -> tuple:
+    """(standard output, PeakRSS, wall seconds) of a command run from the repository root."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = PeakRSS(process.pid)
@@ -169,8 +170,13 @@ def run_measured(command: list) -> tuple:
     peak.stop()
     if process.returncode:
         raise SystemExit(f"failed: {' '.join(command)}\n{err[-3000:]}")
-    summary = json.loads(out[out.index("{"):])
-    return summary, peak, time.perf_counter() - started
+    return out, peak, time.perf_counter() - started
+
+
+def run_summary(command: list) -> tuple:
+    """(the run's summary, PeakRSS, wall seconds) of a `mentor train` command."""
+    out, peak, seconds = run_measured(command)
+    return json.loads(out[out.index("{"):]), peak, seconds
 
 
 def mode_rss(args) -> None:
@@ -179,7 +185,7 @@ def mode_rss(args) -> None:
         out = os.path.join(args.work, "runs", f"rss-{pool_shards}")
         subprocess.run(["rm", "-rf", out])
         command = train_args(args, pool_shards, out, args.steps, args.workers)
-        summary, peak, seconds = run_measured(command)
+        summary, peak, seconds = run_summary(command)
         rows.append(f"| {pool_shards * 10_000 + 50_000:,} | {args.steps} | {args.workers} | {peak.main / 2**20:.0f} MB | "
                     f"{peak.total / 2**20:.0f} MB | {summary['seconds_per_step']:.3f} s | {seconds:.0f} s |")
     print(f"\n`python bench/shards.py rss --steps {args.steps} --workers {args.workers} --model {args.model}` "
@@ -202,7 +208,7 @@ def mode_step(args) -> None:
                      train_args(args, 10, os.path.join(args.work, "runs", f"step-w{workers}"), args.steps, workers)))
     for label, command in runs:
         subprocess.run(["rm", "-rf", command[command.index("--out") + 1]])
-        summary, peak, _ = run_measured(command)
+        summary, peak, _ = run_summary(command)
         rows.append(f"| {label} | {summary['seconds_per_step']:.3f} s | {peak.total / 2**20:.0f} MB |")
     print(f"\n`python bench/shards.py step --steps {args.steps} --model {args.model}` ({machine()}): FixMatch on "
           "CIFAR-10-4000, 64 labeled + 448 unlabeled per step, pool 150k (CIFAR train + the first 100k)\n")
@@ -220,14 +226,7 @@ def mode_noisy_student(args) -> None:
                "--num-labeled", "4000", "--model", args.model, "--steps", str(args.steps), "--eval-every", "0",
                "--rounds", "1", "--data-hp", f"workers={args.workers}", "--out", out, "--no-progress",
                "--device", "cpu"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = PeakRSS(process.pid)
-    stdout, stderr = process.communicate()
-    peak.stop()
-    if process.returncode:
-        raise SystemExit(stderr[-3000:])
-    seconds = time.perf_counter() - started
+    _, peak, seconds = run_measured(command)
     rounds = json.load(open(os.path.join(out, "rounds.json")))["rounds"]
     print(f"\n`python bench/shards.py noisy-student --steps {args.steps} --pool-shards {args.pool_shards} "
           f"--workers {args.workers} --model {args.model}` ({machine()})\n")
