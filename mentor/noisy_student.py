@@ -27,7 +27,7 @@ from .data.files import write_json_atomically
 from .errors import ConfigError, DataError
 from .methods.noisy_student import pool_fingerprint
 from .models.mlp import wider_options
-from .pseudo_labels import ArrayPool, label_pool, open_pool
+from .pseudo_labels import label_pool, open_pool
 from .train import TrainConfig, Trainer, load_run
 from .train.config import RESUME_FREE
 
@@ -48,8 +48,9 @@ def label_with(trainer: Trainer, out: str, data: Optional[str] = None, batch_siz
     if data is None and trainer.split.streamed_pool is not None:  # shards: the whole pool, in its order
         pool = trainer.dataset.pool(np.asarray(trainer.split.streamed_pool["excluded"], dtype=np.int64))
         pool.name = pool.fingerprint()
-    elif data is None:
-        pool = ArrayPool(trainer.stream.x_u.cpu().numpy(), pool_fingerprint(trainer.split.unlabeled))
+    elif data is None:  # the run's own pool, read batch by batch from where it is held
+        pool = trainer.pool
+        pool.name = pool_fingerprint(trainer.split.unlabeled)
     else:
         expected = tuple(trainer.dataset.input_shape)
         pool = open_pool(data, size=expected[1:] if len(expected) == 3 else None)

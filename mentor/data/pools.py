@@ -173,6 +173,7 @@ class MemoryPool:
     def __init__(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None, y: Optional[torch.Tensor] = None):
         self.x, self.y = x, y  # y: labels, for a test split
         self.indices = indices  # each example's index in the dataset's pool
+        self.name = "pool"  # what pseudo-labels of it name as their source
 
     def __len__(self) -> int:
         return len(self.x)
@@ -204,10 +205,7 @@ class MemoryDraws:
         self.x, self.stream, self.rank, self.world = x, stream, rank, world
 
     def next(self) -> Tuple[torch.Tensor, torch.Tensor, None]:
-        indices = self.stream.next()
-        if self.world > 1:
-            indices = torch.tensor_split(indices, self.world)[self.rank]
-        iu = to_device(indices, self.x.device)
+        iu = to_device(rank_slice(self.stream.next(), self.rank, self.world), self.x.device)
         return iu, self.x[iu], None
 
     def state_dict(self) -> dict:
@@ -218,6 +216,11 @@ class MemoryDraws:
 
     def close(self) -> None:
         pass
+
+
+def rank_slice(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's contiguous slice of a global batch (all of it with one process)."""
+    return indices if world == 1 else torch.tensor_split(indices, world)[rank]
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -214,19 +214,23 @@ class ShardSet:
             old.close()
         return samples
 
-    def sample(self, index: int) -> dict:
+    def _read(self, index: int) -> Tuple[dict, str]:
+        """(the sample's files, its shard's path)."""
         shard, inner = self.locate(index)
         try:
-            return _plain_keys(self._shard(shard)[inner])
+            return _plain_keys(self._shard(shard)[inner]), self.paths[shard]
         except DataError:
             raise
         except Exception as exc:
             raise DataError(f"cannot read sample {inner} of shard {self.paths[shard]}: {exc}") from None
 
+    def sample(self, index: int) -> dict:
+        return self._read(index)[0]
+
     def image(self, index: int) -> np.ndarray:
-        sample = self.sample(index)
+        sample, path = self._read(index)
         key = image_key(sample)
-        where = f"sample {sample.get('__key__')!r} of {self.paths[self.locate(index)[0]]}"
+        where = f"sample {sample.get('__key__')!r} of {path}"
         if key is None:
             raise DataError(f"{where} has no image (files: {sorted(k for k in sample if not k.startswith('__'))}; "
                             f"expected one of {', '.join('.' + k for k in IMAGE_KEYS)})")

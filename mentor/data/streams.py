@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from .pools import IndexStream, MemoryPool, to_device
+from .pools import IndexStream, MemoryPool, rank_slice, to_device
 
 
 @dataclass
@@ -60,11 +60,8 @@ class SemiSupervisedStream:
         """The unlabeled pool's stored examples when they are held in memory, else None."""
         return getattr(self.pool, "x", None)
 
-    def _mine(self, indices: torch.Tensor) -> torch.Tensor:
-        return indices if self.world == 1 else torch.tensor_split(indices, self.world)[self.rank]
-
     def next(self) -> Batch:
-        il = to_device(self._mine(self.labeled.next()), self.x_l.device)
+        il = to_device(rank_slice(self.labeled.next(), self.rank, self.world), self.x_l.device)
         iu, x_u, y_u = self.unlabeled.next()
         g = self.view_generator
         x_l = self.x_l[il]

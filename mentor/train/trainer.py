@@ -73,11 +73,9 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     """Accuracy and mean cross-entropy of model on (x, y), in eval mode. transform turns stored
     examples into model inputs (e.g. uint8 images into standardised floats). With several
     processes (``ctx``), each evaluates its contiguous share and the sums are added up."""
-    total = len(x)
-    if ctx is not None and ctx.active:
-        x, y = torch.tensor_split(x, ctx.world)[ctx.rank], torch.tensor_split(y, ctx.world)[ctx.rank]
-    batches = ((x[start:start + batch_size], y[start:start + batch_size]) for start in range(0, len(x), batch_size))
-    return evaluate_batches(model, batches, total, y.device, transform, autocast, ctx)
+    rank, world = (ctx.rank, ctx.world) if ctx is not None and ctx.active else (0, 1)
+    batches = MemoryPool(x, y=y).batches(batch_size, rank, world)
+    return evaluate_batches(model, batches, len(x), y.device, transform, autocast, ctx)
 
 
 @torch.no_grad()
