@@ -47,7 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
         "asymmetric: class c becomes c + 1")
     add("--unlabeled-pool", choices=("all", "rest"),
         help="unlabeled data: every training example (papers' default) or those not labeled")
-    add("--model", help=f"mlp, residual_mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn (default {d.model})")
+    add("--model", help=f"mlp, residual_mlp, small_cnn, cnn13, wrn28_2, wrn28_8, wrn, efficientnet_lite0, "
+        f"timm:NAME (default {d.model}); pretrained weights: --model-hp pretrained=PATH|packaged|hub")
     add("--steps", type=int, help=f"training steps (default {d.steps})")
     add("--out", help="run folder: metrics.jsonl, summary.json, split.json, checkpoint.pt")
     add("--seed", type=int, help="seed of the run (default 0)")
@@ -60,6 +61,10 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
     add("--momentum", type=float)
     add("--weight-decay", type=float)
     add("--decay-bn-and-bias", action="store_const", const=True, help="weight decay on BN and bias parameters too")
+    add("--layer-decay", type=float, help="fine-tuning: the layer d below the classifier trains at lr * this^d "
+        "(layer-wise decay, e.g. 0.65; default 1)")
+    add("--backbone-lr-scale", type=float, help="fine-tuning: every layer but the classifier trains at lr * this "
+        "(0 freezes the backbone; default 1)")
     add("--schedule", choices=SCHEDULES)
     add("--warmup-steps", type=int)
     add("--ema-decay", type=float, help="evaluate an EMA copy too (e.g. 0.999)")

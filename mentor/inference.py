@@ -145,7 +145,8 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu") -> Predic
         from .train.trainer import load_run
 
         spec = load_run(run_dir, device="cpu").inference_spec()
-    factory = ModelFactory(config.model, spec["input_shape"], spec["num_classes"], **config.model_options)
+    factory = ModelFactory(config.model, spec["input_shape"], spec["num_classes"], load_weights=False,
+                           **config.model_options)
     method = create_method(config.method, factory, spec["num_classes"], seed=config.seed, **config.method_options)
     try:
         method.models.load_state_dict(state["method"]["models"])

@@ -112,6 +112,9 @@ def wider_options(name: str, options: dict, factor: float) -> dict:
         return dict(options)
     if factor <= 0:
         raise ConfigError(f"width factor must be positive, got {factor}")
+    if name.startswith("timm:"):
+        raise ConfigError(f"model {name!r} has no width option to scale; name a larger timm model for the student "
+                          "(student_model_options={'model': 'timm:...'}) or keep the width factor 1")
     model = MODELS.get(name)
     signature = inspect.signature(model)
     if name.startswith("wrn"):
@@ -127,21 +130,3 @@ def wider_options(name: str, options: dict, factor: float) -> dict:
         width = options.get("width", signature.parameters["width"].default)
         return {**options, "width": max(1, round(int(width) * factor))}
     raise ConfigError(f"model {name!r} has no width option to scale; give the student's options explicitly")
-
-
-class ModelFactory:
-    """Builds the run's model, ``factory(**overrides)``; methods read ``input_shape`` from it
-    (e.g. ReMixMatch's rotation loss applies to square images only)."""
-
-    def __init__(self, name: str, input_shape: Sequence[int], num_classes: int, **options):
-        self.name, self.input_shape, self.num_classes, self.options = name, tuple(input_shape), num_classes, options
-
-    def __call__(self, **overrides) -> nn.Module:
-        return create_model(self.name, self.input_shape, self.num_classes, **{**self.options, **overrides})
-
-
-def create_model(name: str, input_shape: Sequence[int], num_classes: int, **options) -> nn.Module:
-    try:
-        return MODELS.get(name)(input_shape, num_classes, **options)
-    except TypeError as exc:
-        raise ConfigError(f"model {name!r}: {exc}") from None

@@ -8,7 +8,7 @@ from ..data.splits import NOISE_KINDS, PROTOCOLS
 from ..errors import ConfigError
 from .schedule import SCHEDULES
 
-OPTIMIZERS = ("sgd", "nesterov", "adam")
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 # Settings that may differ between a run and its resumption without changing the trajectory.
@@ -42,7 +42,9 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.03
     momentum: float = 0.9                # for sgd / nesterov
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0            # adamw: decoupled (Loshchilov & Hutter); else L2 in the gradient
+    layer_decay: float = 1.0             # layer-wise lr decay: the layer d below the classifier trains at lr * this^d
+    backbone_lr_scale: float = 1.0       # every layer but the classifier trains at lr * this (fine-tuning)
     decay_bn_and_bias: bool = False      # weight decay on BN / bias too (FixMatch excludes them)
     schedule: str = "cosine"             # constant, cosine or cosine_7pi16 (FixMatch)
     warmup_steps: int = 0
@@ -106,6 +108,10 @@ class TrainConfig:
             raise ConfigError(f"median_of must be >= 1, got {self.median_of}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if self.backbone_lr_scale < 0:
+            raise ConfigError(f"backbone_lr_scale must be >= 0 (0 freezes the backbone), got {self.backbone_lr_scale}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

@@ -30,6 +30,7 @@ from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
 from ..models import ModelFactory
+from ..models.pretrained import parameter_lr_scales
 from ..pseudo_labels import eval_batches
 from ..data.files import write_json_atomically
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -49,19 +50,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None) -> torch.optim.Optimizer:
-    """SGD, Nesterov or Adam. Weight decay skips batch-norm parameters and biases (every tensor of
-    one dimension), as FixMatch does, unless config.decay_bn_and_bias."""
+def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None,
+                   lr_scales: Optional[Dict[int, float]] = None) -> torch.optim.Optimizer:
+    """SGD, Nesterov, Adam or AdamW. Weight decay skips batch-norm parameters and biases (every
+    tensor of one dimension), as FixMatch does, unless config.decay_bn_and_bias. ``lr_scales``
+    ({id(parameter): multiplier}, from layer-wise decay and the backbone scale) splits the
+    parameters into groups by rate, the largest rate first (the classifier's: MPL reads the
+    student's rate from the first group). A parameter scaled to 0 is frozen."""
     lr = config.lr if lr is None else lr
     params = [p for p in params if p.requires_grad]
-    if config.decay_bn_and_bias or not config.weight_decay:
-        groups = [{"params": params, "weight_decay": config.weight_decay}]
-    else:
-        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
-                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-        groups = [g for g in groups if g["params"]]
+    scales = lr_scales or {}
+    groups: Dict[tuple, dict] = {}
+    for p in params:
+        scale = scales.get(id(p), 1.0)
+        if scale == 0:
+            continue
+        decay = config.weight_decay if config.decay_bn_and_bias or p.ndim > 1 else 0.0
+        group = groups.setdefault((-scale, -decay), {"params": [], "weight_decay": decay, "lr": lr * scale})
+        group["params"].append(p)
+    groups = [groups[key] for key in sorted(groups)]
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=config.momentum,
                            nesterov=config.optimizer == "nesterov" and config.momentum > 0)
 
@@ -118,7 +129,7 @@ class Trainer:
     built in Python); ``eval_data`` overrides the test split (e.g. a transductive evaluation)."""
 
     def __init__(self, config: TrainConfig, dataset: Optional[ArrayDataset] = None,
-                 eval_data: Optional[Tuple[np.ndarray, np.ndarray]] = None):
+                 eval_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, load_weights: bool = True):
         self.config = config.validate()
         self.dist = distributed.context()
         self.device = resolve_device(config.device)
@@ -135,7 +146,10 @@ class Trainer:
         self.y_val = torch.as_tensor(dataset.y_train[self.split.validation], device=self.device)
 
         seed_everything(config.seed)
-        model_factory = ModelFactory(config.model, dataset.input_shape, dataset.num_classes, **config.model_options)
+        # load_weights=False: a run rebuilt from its checkpoint needs no pretrained weights file
+        model_factory = ModelFactory(config.model, dataset.input_shape, dataset.num_classes, load_weights,
+                                     **config.model_options)
+        self.input_normalization = model_factory.normalization()
         self.method: Method = create_method(config.method, model_factory, dataset.num_classes,
                                             seed=config.seed, **config.method_options).to(self.device)
         on_cuda = self.device.type == "cuda"
@@ -158,7 +172,11 @@ class Trainer:
                                   "normalises its own batch and rank 0's running statistics are broadcast")
             for name, model in self.method.models.items():
                 self.method.models[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.method.configure_optimizers(partial(make_optimizer, config))
+        lr_scales = {}
+        if config.layer_decay != 1.0 or config.backbone_lr_scale != 1.0:
+            for model in self.method.models.values():
+                lr_scales.update(parameter_lr_scales(model, config.layer_decay, config.backbone_lr_scale))
+        self.method.configure_optimizers(partial(make_optimizer, config, lr_scales=lr_scales))
         for optimizer in self.method.optimizers.values():  # gradients averaged over the ranks
             self.dist.attach(optimizer)
         self.dist.broadcast(self._model_tensors())  # every rank starts from rank 0's weights
@@ -244,7 +262,8 @@ class Trainer:
             return FeatureViews(cfg.strong_noise, cfg.input_noise)
         if cfg.strong_noise:
             raise ConfigError("--strong-noise is for feature data; images get RandAugment + Cutout as their strong view")
-        mean, std = ds.channel_stats(self.split.labeled)
+        # A pretrained model's inputs are standardised as in its pretraining, else with the data's statistics.
+        mean, std = self.input_normalization or ds.channel_stats(self.split.labeled)
         wants_strong = self.method.strong_view != "unused" and cfg.randaugment_ops + cfg.cutout > 0
         randaugment = RandAugment(ds.augment_set, cfg.randaugment_ops, cfg.cutout, cfg.randaugment_magnitude) if wants_strong else None
         return ImageViews(mean, std, hflip=ds.hflip, translate=cfg.translate, randaugment=randaugment,
@@ -547,7 +566,7 @@ def load_run(out: str, device: str = "auto", dataset: Optional[ArrayDataset] = N
     path = os.path.join(out, CHECKPOINT)
     state = load_checkpoint(path, map_location=resolve_device(device))
     config = TrainConfig.from_dict({**state["config"], "out": out, "device": device, "progress": False})
-    trainer = Trainer(config, dataset=dataset)
+    trainer = Trainer(config, dataset=dataset, load_weights=False)
     trainer._restore(state, training=False)
     return trainer
 
