@@ -59,9 +59,21 @@ class InferenceModel(nn.Module):
     def __init__(self, net: nn.Module, spec: dict):
         super().__init__()
         self.preprocess, self.net = Preprocess(spec), net
+        embedding = spec.get("embedding")
+        # A run trained on cached embeddings (mentor.embedding): new images go through the same
+        # pretrained backbone first.
+        self.embed = None
+        if embedding:
+            from .embedding import Embedder
+
+            self.embed = Embedder(embedding["model"], spec["input_shape"], embedding["pretrained"],
+                                  embedding["resolution"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softmax(self.net(self.preprocess(x)).float(), dim=-1)
+        x = self.preprocess(x)
+        if self.embed is not None:
+            x = self.embed(x)
+        return F.softmax(self.net(x).float(), dim=-1)
 
 
 class Predictor:
@@ -145,7 +157,8 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu") -> Predic
         from .train.trainer import load_run
 
         spec = load_run(run_dir, device="cpu").inference_spec()
-    factory = ModelFactory(config.model, spec["input_shape"], spec["num_classes"], load_weights=False,
+    net_input = [spec["embedding"]["dim"]] if spec.get("embedding") else spec["input_shape"]
+    factory = ModelFactory(config.model, net_input, spec["num_classes"], load_weights=False,
                            **config.model_options)
     method = create_method(config.method, factory, spec["num_classes"], seed=config.seed, **config.method_options)
     try:

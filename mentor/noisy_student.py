@@ -108,7 +108,10 @@ def student_options(config: TrainConfig, width: float = DEFAULT_STUDENT_WIDTH,
                     model_options: Optional[dict] = None) -> dict:
     """The students' model options: the teacher's model ``width`` times wider (the paper's
     students are equal or larger; x4 turns the mlp's 64-64 into 256-256 and wrn28_2 into
-    WRN-28-8), then ``model_options`` on top."""
+    WRN-28-8), then ``model_options`` on top. ``model_options`` naming another architecture
+    (``model=efficientnet_lite0``, a pretrained student) are the student's options alone."""
+    if model_options and "model" in model_options:
+        return dict(model_options)
     return {**wider_options(config.model, config.model_options, width), **(model_options or {})}
 
 

@@ -39,7 +39,31 @@ _MPL_METHOD = dict(labels="sample", feedback="cosine", label_smoothing=0.1, uda_
                    uda_ramp_steps=5000, student_wait_steps=3000, finetune_steps=1000, finetune_lr=1e-5,
                    student_labeled_weight=0.0)
 
+# USB (Wang et al. 2022, "USB: A Unified Semi-supervised Learning Benchmark"), its CV settings
+# (microsoft/Semi-supervised-learning, config/usb_cv/fixmatch/*.yaml): FixMatch fine-tuning a
+# pretrained ViT with AdamW, layer-wise lr decay, weight decay 5e-4 (not on bias / norm), batch 8
+# labeled + 8 unlabeled (uratio 1), 204,800 iterations with 5,120 warm-up and a 7/16-cycle
+# cosine (get_cosine_schedule_with_warmup), threshold 0.95, unlabeled weight 1, no EMA (ema_m 0),
+# evaluation every 2,048 iterations. Only the settings whose weights timm hosts are here: the
+# CIFAR-100, EuroSAT and TissueMNIST settings start from USB's own patch-2 ViTs, not in timm
+# (pass their file as pretrained=PATH to a timm ViT of that shape).
+_USB = dict(method="fixmatch", steps=204_800, warmup_steps=5120, batch_size=8, unlabeled_batch_size=8,
+            optimizer="adamw", weight_decay=5e-4, schedule="cosine_7pi16", eval_every=2048,
+            method_options={"threshold": 0.95, "unlabeled_weight": 1.0})
+
 PRESETS: Dict[str, Preset] = {
+    "usb-stl10": Preset(
+        "USB config/usb_cv/fixmatch/fixmatch_stl10_40_0.yaml: ViT-B/16 from MAE pretraining (timm's "
+        "vit_base_patch16_224.mae holds the same MAE release USB loads) at 96 px, AdamW lr 1e-4, layer decay "
+        "0.65, 40 labels; give the images with --dataset image_folder (STL-10 is not built in)",
+        dict(_USB, model="timm:vit_base_patch16_224.mae", lr=1e-4, layer_decay=0.65, num_labeled=40,
+             model_options={"pretrained": "hub", "img_size": 96, "resolution": 96})),
+    "usb-semi-aves": Preset(
+        "USB config/usb_cv/fixmatch/fixmatch_semi_aves_3959_0.yaml: ViT-S/16 at 224 px, AdamW lr 1e-3, layer "
+        "decay 0.65, 3,959 labels, 200 classes; the weights are timm's vit_small_patch16_224 (ImageNet-21k then "
+        "1k), where USB used its own ImageNet-1k ViT-S (pretrained=PATH takes that file)",
+        dict(_USB, model="timm:vit_small_patch16_224", lr=1e-3, layer_decay=0.65, num_labeled=3959,
+             model_options={"pretrained": "hub", "resolution": 224})),
     "mpl-paper": Preset(
         "MPL Algorithm 1 as written, for any dataset: sampled hard labels, the scalar feedback "
         "h = eta_S <g_l, g_u> on the teacher's mean CE, a student that learns labels only in a final "

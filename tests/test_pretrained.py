@@ -1,6 +1,8 @@
 """Pretrained backbones: the packaged EfficientNet-Lite0 (its definition checked against the
 Apache-2.0 reference package), pretrained=PATH for any architecture, inputs resized and
 normalised for the model, every method training from pretrained weights, fine-tuning rates."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -204,3 +206,42 @@ def test_timm_hub_weights_offline_name_the_file_to_fetch(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="could not download the pretrained weights of timm:resnet10t.*pretrained=PATH"):
         create_model("timm:resnet10t", (3, 32, 32), 3, pretrained="hub")
+
+
+def test_timm_vit_layer_decay_puts_embeddings_at_the_input(tmp_path):
+    timm_or_skip()
+    model = create_model("timm:vit_tiny_patch16_224", (3, 32, 32), 3, img_size=32, patch_size=8)
+    vit = model.net if isinstance(model, InputAdapter) else model
+    scales = parameter_lr_scales(model, layer_decay=0.5)
+    assert scales[id(vit.head.weight)] == 1.0
+    assert scales[id(vit.pos_embed)] == scales[id(vit.patch_embed.proj.weight)] < scales[id(vit.blocks[0].attn.qkv.weight)]
+    assert scales[id(vit.blocks[-1].mlp.fc2.weight)] == pytest.approx(0.25)  # below the final norm
+
+
+def test_usb_presets_build_where_timm_imports():
+    timm = timm_or_skip()
+    from mentor.presets import PRESETS
+
+    for name in ("usb-stl10", "usb-semi-aves"):
+        settings = PRESETS[name].settings
+        assert settings["optimizer"] == "adamw" and 0 < settings["layer_decay"] < 1
+        timm_name = settings["model"].split(":", 1)[1]
+        assert timm_name.split(".")[0] in timm.list_models(timm_name.split(".")[0])
+        assert timm.models.get_pretrained_cfg(timm_name) is not None
+
+
+def test_noisy_student_rounds_with_pretrained_students(images, tmp_path):
+    from mentor.noisy_student import run_noisy_student
+
+    config = TrainConfig(method="supervised", model="small_cnn", model_options={"widths": [4, 8]}, num_labeled=9,
+                         steps=3, batch_size=4, unlabeled_batch_size=8, eval_every=0, progress=False)
+    # the pipeline loads its dataset by name: the images as an npz file
+    np.savez(tmp_path / "images.npz", x_train=images.x_train, y_train=images.y_train, x_test=images.x_test,
+             y_test=images.y_test)
+    config.dataset, config.data_path = "npz", str(tmp_path / "images.npz")
+    table = run_noisy_student(config, 1, str(tmp_path / "ns"), student_width=1, progress=False,
+                              student_model_options={"model": "efficientnet_lite0", "pretrained": "packaged",
+                                                     "resolution": 32})
+    assert [r["round"] for r in table["rounds"]] == [0, 1]
+    student = json.load(open(tmp_path / "ns" / "round-1" / "inference.json"))
+    assert student["image_mean"] == pytest.approx([127 / 255] * 3)  # the pretrained student's own normalisation

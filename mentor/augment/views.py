@@ -109,3 +109,44 @@ def channel_stats(x_uint8) -> tuple:
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
     return tuple(float(v) / 255.0 for v in mean), tuple(float(max(v / 255.0, 1e-3)) for v in std)
+
+
+class CachedViews:
+    """Views of examples stored as their cached embeddings (mentor.embedding): each stored example
+    is a (1 + weak + strong, dim) stack of the clean image's embedding, ``weak`` embeddings of
+    weakly augmented copies (flip + translate) and ``strong`` of strongly augmented ones
+    (RandAugment + Cutout). A view picks one cached embedding per example at random (seeded):
+    the augmentation was paid for once, when the cache was made. The test split is stored with
+    its clean embedding only, (n, 1, dim). ``input_noise`` adds Gaussian noise to labeled and
+    weak views, as for feature data."""
+
+    def __init__(self, weak: int, strong: int, input_noise: Optional[float] = None):
+        self.num_weak, self.num_strong = int(weak), int(strong)
+        self.input_noise = GaussianNoise(input_noise) if input_noise else None
+
+    @property
+    def has_strong(self) -> bool:
+        return self.num_strong > 0
+
+    @property
+    def noisy(self) -> bool:
+        return self.num_weak > 1 or self.input_noise is not None
+
+    def _pick(self, x: torch.Tensor, first: int, count: int, generator: torch.Generator) -> torch.Tensor:
+        if count == 0:
+            return x[:, 0]
+        choice = first + torch.randint(count, (len(x),), generator=generator, device=generator.device)
+        return x[torch.arange(len(x), device=x.device), choice.to(x.device)]
+
+    def labeled(self, x, generator):
+        return self.weak(x, generator)
+
+    def weak(self, x, generator):
+        x = self._pick(x, 1, self.num_weak, generator)
+        return self.input_noise(x, generator) if self.input_noise else x
+
+    def strong(self, x, generator):
+        return self._pick(x, 1 + self.num_weak, self.num_strong, generator)
+
+    def eval(self, x):
+        return x[:, 0]

@@ -53,8 +53,11 @@ BASELINES: Dict[str, tuple] = {
 
 
 def as_features(x: np.ndarray) -> np.ndarray:
-    """Rows as a 2-D float array: uint8 images become pixels in [0, 1]."""
+    """Rows as a 2-D float array: uint8 images become pixels in [0, 1]; cached embedding views
+    (n, 1 + 2K, dim) (mentor.embedding) their clean embedding."""
     x = np.asarray(x)
+    if x.ndim == 3 and x.dtype != np.uint8:
+        x = x[:, 0]
     scale = 255.0 if x.dtype == np.uint8 else 1.0
     return (x.reshape(len(x), -1).astype(np.float32) / scale)
 

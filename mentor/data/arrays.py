@@ -134,7 +134,9 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
         raise DataError("x_test is empty")
     _check_labels("y_train", ds.y_train, len(ds.x_train), ds.num_classes)
     _check_labels("y_test", ds.y_test, len(ds.x_test), ds.num_classes)
-    if ds.x_test.shape[1:] != ds.x_train.shape[1:]:
+    # Cached views (mentor.embedding): (1 + 2K, dim) stacks for training, the clean (1, dim) for the test.
+    row = slice(2, None) if getattr(ds, "cached_views", None) else slice(1, None)
+    if ds.x_test.shape[row] != ds.x_train.shape[row]:
         raise DataError(
             f"x_test rows have shape {ds.x_test.shape[1:]} but x_train rows have {ds.x_train.shape[1:]}"
         )

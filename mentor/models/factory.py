@@ -82,6 +82,9 @@ class ModelFactory:
 
     def __init__(self, name: str, input_shape: Sequence[int], num_classes: int, load_weights: bool = True,
                  **options):
+        if "model" in options:  # options that name their own architecture (a Noisy Student round's student)
+            options = dict(options)
+            name = options.pop("model")
         self.name, self.input_shape, self.num_classes, self.options = name, tuple(input_shape), num_classes, options
         self.load_weights = load_weights
 

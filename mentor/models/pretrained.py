@@ -68,7 +68,8 @@ def layer_groups(model: nn.Module) -> list:
 
 def parameter_lr_scales(model: nn.Module, layer_decay: float = 1.0, backbone_scale: float = 1.0) -> dict:
     """{id(parameter): learning-rate multiplier}: the classifier's layer gets 1, the layer d steps
-    below it layer_decay ** d (BEiT's layer-wise decay, which USB's ViT recipes use), and every
+    below it layer_decay ** d (BEiT's layer-wise decay, which USB's ViT recipes use; parameters
+    of the model itself, such as a ViT's position embedding, count as its input layer), and every
     layer but the classifier is further scaled by ``backbone_scale``."""
     groups = layer_groups(model)
     head = classifier_layer(model)
@@ -77,7 +78,9 @@ def parameter_lr_scales(model: nn.Module, layer_decay: float = 1.0, backbone_sca
         for p in group.parameters():
             scales.setdefault(id(p), layer_decay ** depth)
     for p in model.parameters():
-        scales.setdefault(id(p), 1.0)  # parameters outside any group (none in mentor's models)
+        # Parameters outside every group belong to the model itself: a ViT's class token and
+        # position embedding, which enter at the input, as the first group does (BEiT's layer 0).
+        scales.setdefault(id(p), layer_decay ** (len(groups) - 1))
         if not any(p is q for q in head.parameters()):
             scales[id(p)] *= backbone_scale
     return scales

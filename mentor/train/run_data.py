@@ -12,6 +12,7 @@ import numpy as np
 from ..data import ArrayDataset, Split, load_dataset, make_split, validate_dataset
 from ..data.classes import restrict_classes
 from ..data.splits import add_label_noise
+from ..embedding import embed_dataset, split_options
 from ..errors import ConfigError
 from .config import TrainConfig
 
@@ -25,10 +26,15 @@ def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split
     already loaded); labeled_classes, the validation fold, the pool's shape and label noise as
     the config says. Every draw is seeded by the config, so the same config gives the same split.
     A streamed dataset's pool is described, not listed (Split.streamed_pool)."""
+    embed, options = split_options(config.dataset_options)
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **config.dataset_options)
+        dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **options)
     elif isinstance(dataset, ArrayDataset):
         dataset = validate_dataset(dataset)
+    if embed:  # images -> cached embeddings of a pretrained backbone (clean + augmented views)
+        if is_streamed(dataset):
+            raise ConfigError("embed= takes an in-memory image dataset; a dataset streamed from shards is not embedded")
+        dataset = embed_dataset(dataset, embed, progress=config.progress)
     streamed = is_streamed(dataset)
     if streamed:
         unsupported = [name for name, value in (("labeled_classes", config.labeled_classes),

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..augment import FeatureViews, ImageViews, RandAugment
+from ..augment.views import CachedViews
 from ..data import ArrayDataset, SemiSupervisedStream, Split
 from ..data.pools import MemoryPool
 from ..errors import CheckpointError, ConfigError
@@ -258,6 +259,10 @@ class Trainer:
 
     def _make_views(self):
         ds, cfg = self.dataset, self.config
+        if getattr(ds, "cached_views", None):  # embeddings of augmented images, cached (mentor.embedding)
+            if cfg.strong_noise:
+                raise ConfigError("--strong-noise: embedded images have cached strong views (RandAugment + Cutout)")
+            return CachedViews(*ds.cached_views, cfg.input_noise)
         if not ds.is_image:
             return FeatureViews(cfg.strong_noise, cfg.input_noise)
         if cfg.strong_noise:
@@ -379,6 +384,11 @@ class Trainer:
         if ds.is_image:
             spec["image_mean"] = views.mean.flatten().tolist()
             spec["image_std"] = views.std.flatten().tolist()
+        embedding = getattr(ds, "embedding", None)
+        if embedding:  # raw inputs are images, embedded by the backbone before the trained model
+            spec.update(kind="image", dataset=embedding["source"], input_shape=embedding["image_shape"],
+                        image_mean=embedding["image_mean"], image_std=embedding["image_std"],
+                        embedding={k: embedding[k] for k in ("model", "pretrained", "resolution", "dim")})
         return spec
 
     def _truncate_metrics(self) -> None:
