@@ -3,6 +3,7 @@
 
     python bench/pretrained.py subset --cifar ../shared/data/cifar10-jpeg.tar.gz --train 10000 --out data/cifar10-10k.npz
     python bench/pretrained.py embed --data data/cifar10-10k.npz --resolution 128 --views 2
+    python bench/pretrained.py throughput --data data/cifar10-10k.npz --resolution 128
     python bench/pretrained.py probe --data data/cifar10-10k.npz --resolution 128 --views 2
     python bench/pretrained.py ssl --data data/cifar10-10k.npz --resolution 128 --views 2 --steps 3000
     python bench/time_to_accuracy.py --minutes M --out runs/scratch-fixmatch-250 -- --method fixmatch \\
@@ -74,6 +75,30 @@ def cmd_embed(args) -> None:
                       "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}))
 
 
+def cmd_throughput(args) -> None:
+    """Images per second through the backbone alone (clean views, after one warm-up batch), and
+    per view with the augmentations, on this machine's threads, nothing else running."""
+    from mentor.augment import ImageViews, RandAugment
+    from mentor.data import load_dataset
+    from mentor.embedding import Embedder
+
+    ds = load_dataset("npz", args.data)
+    images = torch.as_tensor(ds.x_train[:args.images])
+    embedder = Embedder("efficientnet_lite0", ds.input_shape, "packaged", args.resolution)
+    views = ImageViews((127 / 255,) * 3, (128 / 255,) * 3, randaugment=RandAugment("cifar", 2, 0.5, None))
+    g = torch.Generator().manual_seed(0)
+    out = {"resolution": args.resolution, "threads": torch.get_num_threads(), "images": len(images)}
+    with torch.inference_mode():
+        for batch in (16, 64):
+            embedder(views.eval(images[:batch]))
+            for name, make in (("clean", lambda x: views.eval(x)), ("strong", lambda x: views.strong(x, g))):
+                started = time.perf_counter()
+                for i in range(0, len(images), batch):
+                    embedder(make(images[i:i + batch]))
+                out[f"{name}_images_per_s_batch{batch}"] = round(len(images) / (time.perf_counter() - started), 1)
+    print(json.dumps(out))
+
+
 def cmd_probe(args) -> None:
     from sklearn.linear_model import LogisticRegression
 
@@ -125,7 +150,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_subset)
-    for name, func in (("embed", cmd_embed), ("probe", cmd_probe), ("ssl", cmd_ssl)):
+    for name, func in (("embed", cmd_embed), ("throughput", cmd_throughput), ("probe", cmd_probe), ("ssl", cmd_ssl)):
         p = sub.add_parser(name)
         p.add_argument("--data", required=True)
         p.add_argument("--resolution", type=int, default=128)
@@ -133,6 +158,7 @@ def main() -> None:
         p.add_argument("--seeds", type=int, default=3 if name == "probe" else 1)
         p.add_argument("--steps", type=int, default=3000)
         p.add_argument("--methods", nargs="*", default=list(METHODS))
+        p.add_argument("--images", type=int, default=1024)
         p.set_defaults(func=func)
     args = parser.parse_args()
     args.func(args)

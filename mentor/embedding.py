@@ -10,7 +10,7 @@ Options (``--data-hp``): ``embed`` (any model mentor can load: efficientnet_lite
 ``embed_resolution`` (the side images are resized to on the device; default the model's
 native one), ``embed_views`` (K, default 2: K weak and K strong copies of every training and
 unlabeled image; the test split is embedded clean), ``embed_seed`` (the augmentations' seed,
-default 0, not the run's: runs of any seed share one cache), ``embed_batch_size``.
+default 0, not the run's: runs of any seed share one cache), ``embed_batch_size`` (default 16, see BATCH).
 
 The augmentations are the run's image views (flip + translate for weak, then RandAugment +
 Cutout for strong, the dataset's op set) at the stored resolution, then the backbone's resize
@@ -49,6 +49,10 @@ from .models.layers import features_and_logits
 
 OPTIONS = ("embed", "embed_pretrained", "embed_resolution", "embed_views", "embed_seed", "embed_batch_size")
 CHUNK = 256  # images per chunk: the unit of progress and of resumption
+# Images per backbone pass. Small on purpose: on a CPU, EfficientNet-Lite0 at 128 px runs faster
+# in batches of 16 than of 64 (BENCHMARKS.md, "Pretrained backbones"), where each layer's
+# activations outgrow the allocator's reusable heap and every pass pays fresh page faults.
+BATCH = 16
 
 
 def split_options(options: dict) -> tuple:
@@ -116,7 +120,7 @@ def _resolve(dataset: ArrayDataset, options: dict) -> dict:
     normalization = input_normalization(model, {"pretrained": pretrained})
     return {"model": model, "pretrained": str(pretrained), "resolution": options.get("embed_resolution"),
             "views": views, "seed": int(options.get("embed_seed", 0)),
-            "batch_size": int(options.get("embed_batch_size", 64)),
+            "batch_size": int(options.get("embed_batch_size", BATCH)),
             "image_shape": list(dataset.input_shape), "normalization": normalization}
 
 
