@@ -40,10 +40,11 @@ _MPL_METHOD = dict(labels="sample", feedback="cosine", label_smoothing=0.1, uda_
                    student_labeled_weight=0.0)
 
 # USB (Wang et al. 2022, "USB: A Unified Semi-supervised Learning Benchmark"), its CV settings
-# (microsoft/Semi-supervised-learning, config/usb_cv/fixmatch/*.yaml): FixMatch fine-tuning a
-# pretrained ViT with AdamW, layer-wise lr decay, weight decay 5e-4 (not on bias / norm), batch 8
-# labeled + 8 unlabeled (uratio 1), 204,800 iterations with 5,120 warm-up and a 7/16-cycle
-# cosine (get_cosine_schedule_with_warmup), threshold 0.95, unlabeled weight 1, no EMA (ema_m 0),
+# (microsoft/Semi-supervised-learning, config/usb_cv/fixmatch/*.yaml; semilearn/core/utils/build.py):
+# FixMatch fine-tuning a pretrained ViT with AdamW, layer-wise lr decay, weight decay 5e-4 (not on
+# biases, norms, position embedding or class token), batch 8 labeled + 8 unlabeled (uratio 1),
+# 204,800 iterations with 5,120 warm-up and a 7/16-cycle cosine (get_cosine_schedule_with_warmup),
+# threshold 0.95, unlabeled weight 1, no EMA (ema_m 0),
 # evaluation every 2,048 iterations. Only the settings whose weights timm hosts are here: the
 # CIFAR-100, EuroSAT and TissueMNIST settings start from USB's own patch-2 ViTs, not in timm
 # (pass their file as pretrained=PATH to a timm ViT of that shape).

@@ -146,3 +146,12 @@ def test_embedding_errors_name_the_problem(folder):
         Trainer(config(folder, dataset_options={"embed": "small_cnn"}))
     with pytest.raises(ConfigError, match="embed_views must be >= 1"):
         Trainer(config(folder, dataset_options={**EMBED, "embed_views": 0}))
+
+
+def test_classical_baselines_read_the_clean_embedding():
+    from mentor.compare.baselines import as_features
+
+    stacks = np.random.default_rng(0).normal(size=(5, 5, 8)).astype(np.float32)
+    assert np.array_equal(as_features(stacks), stacks[:, 0])
+    images = np.zeros((2, 3, 4, 4), np.uint8)
+    assert as_features(images).shape == (2, 48)

@@ -245,3 +245,16 @@ def test_noisy_student_rounds_with_pretrained_students(images, tmp_path):
     assert [r["round"] for r in table["rounds"]] == [0, 1]
     student = json.load(open(tmp_path / "ns" / "round-1" / "inference.json"))
     assert student["image_mean"] == pytest.approx([127 / 255] * 3)  # the pretrained student's own normalisation
+
+
+def test_vit_position_embedding_is_exempt_from_weight_decay(images):
+    timm_or_skip()
+    config = TrainConfig(method="supervised", model="timm:vit_tiny_patch16_224", num_labeled=9, steps=1,
+                         optimizer="adamw", weight_decay=0.05, layer_decay=0.65, progress=False,
+                         model_options={"img_size": 16, "patch_size": 8})
+    trainer = Trainer(config, dataset=images)
+    vit = trainer.method.models["model"]
+    vit = getattr(vit, "net", vit)
+    decay_of = {id(p): g["weight_decay"] for g in trainer.method.optimizers["model"].param_groups for p in g["params"]}
+    assert decay_of[id(vit.pos_embed)] == 0.0 and decay_of[id(vit.cls_token)] == 0.0
+    assert decay_of[id(vit.blocks[0].attn.qkv.weight)] == 0.05

@@ -86,6 +86,18 @@ def parameter_lr_scales(model: nn.Module, layer_decay: float = 1.0, backbone_sca
     return scales
 
 
+def exempt_from_weight_decay(models) -> frozenset:
+    """ids of the parameters the models name in ``no_weight_decay()`` (timm's convention: a ViT's
+    position embedding and class token), looked up in each model and in any submodule."""
+    ids = set()
+    for model in models:
+        for module in model.modules():
+            names = module.no_weight_decay() if hasattr(module, "no_weight_decay") else ()
+            params = dict(module.named_parameters())
+            ids.update(id(params[n]) for n in names if n in params)
+    return frozenset(ids)
+
+
 def _read_weights(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"pretrained weights file not found: {path}")

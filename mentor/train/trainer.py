@@ -31,7 +31,7 @@ from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
 from ..models import ModelFactory
-from ..models.pretrained import parameter_lr_scales
+from ..models.pretrained import exempt_from_weight_decay, parameter_lr_scales
 from ..pseudo_labels import eval_batches
 from ..data.files import write_json_atomically
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -52,12 +52,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None,
-                   lr_scales: Optional[Dict[int, float]] = None) -> torch.optim.Optimizer:
+                   lr_scales: Optional[Dict[int, float]] = None, no_decay: frozenset = frozenset()) -> torch.optim.Optimizer:
     """SGD, Nesterov, Adam or AdamW. Weight decay skips batch-norm parameters and biases (every
     tensor of one dimension), as FixMatch does, unless config.decay_bn_and_bias. ``lr_scales``
     ({id(parameter): multiplier}, from layer-wise decay and the backbone scale) splits the
     parameters into groups by rate, the largest rate first (the classifier's: MPL reads the
-    student's rate from the first group). A parameter scaled to 0 is frozen."""
+    student's rate from the first group). A parameter scaled to 0 is frozen. ``no_decay``: ids of
+    parameters a model exempts from weight decay (a timm ViT's position embedding and class
+    token, its ``no_weight_decay()``, as timm and USB exempt them)."""
     lr = config.lr if lr is None else lr
     params = [p for p in params if p.requires_grad]
     scales = lr_scales or {}
@@ -66,7 +68,7 @@ def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None,
         scale = scales.get(id(p), 1.0)
         if scale == 0:
             continue
-        decay = config.weight_decay if config.decay_bn_and_bias or p.ndim > 1 else 0.0
+        decay = config.weight_decay if config.decay_bn_and_bias or (p.ndim > 1 and id(p) not in no_decay) else 0.0
         group = groups.setdefault((-scale, -decay), {"params": [], "weight_decay": decay, "lr": lr * scale})
         group["params"].append(p)
     groups = [groups[key] for key in sorted(groups)]
@@ -177,7 +179,8 @@ class Trainer:
         if config.layer_decay != 1.0 or config.backbone_lr_scale != 1.0:
             for model in self.method.models.values():
                 lr_scales.update(parameter_lr_scales(model, config.layer_decay, config.backbone_lr_scale))
-        self.method.configure_optimizers(partial(make_optimizer, config, lr_scales=lr_scales))
+        self.method.configure_optimizers(partial(make_optimizer, config, lr_scales=lr_scales,
+                                                 no_decay=exempt_from_weight_decay(self.method.models.values())))
         for optimizer in self.method.optimizers.values():  # gradients averaged over the ranks
             self.dist.attach(optimizer)
         self.dist.broadcast(self._model_tensors())  # every rank starts from rank 0's weights
