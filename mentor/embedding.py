@@ -29,20 +29,22 @@ saved next to the cache (``KEY.json``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .augment import ImageViews, RandAugment
+from .augment import ImageViews, RandAugment, channel_stats
 from .data.arrays import ArrayDataset
 from .data.files import write_json_atomically
+from .data.folders import cache_dir
 from .errors import ConfigError, DataError
 from .models import create_model, input_normalization
 from .models.layers import features_and_logits
@@ -62,8 +64,7 @@ def split_options(options: dict) -> tuple:
 
 
 def cache_folder() -> str:
-    base = os.environ.get("MENTOR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mentor")
-    return os.path.join(base, "embeddings")
+    return os.path.join(cache_dir(), "embeddings")
 
 
 @dataclass
@@ -142,11 +143,12 @@ def _key(spec: dict, images: np.ndarray, views: int) -> str:
     return digest.hexdigest()[:32]
 
 
-def embed_images(images: np.ndarray, spec: dict, embedder: Embedder, views_of, views: int, label: str,
+def embed_images(images: np.ndarray, spec: dict, make_embedder, views_of, views: int, label: str,
                  progress: bool = True) -> np.ndarray:
     """(n, 1 + 2 x views, dim) float32 embeddings of uint8 ``images`` (``views`` = 0: the clean
     view only), from the cache or computed chunk by chunk into it. Returns a copy-on-write memory map
-    (writes stay in memory, the cache file is never changed)."""
+    (writes stay in memory, the cache file is never changed). ``make_embedder()`` gives the
+    backbone, built only when something is to be embedded (a cache hit never loads its weights)."""
     folder = cache_folder()
     os.makedirs(folder, exist_ok=True)
     key = _key(spec, images, views)
@@ -159,6 +161,7 @@ def embed_images(images: np.ndarray, spec: dict, embedder: Embedder, views_of, v
         except ValueError:
             pass  # a corrupt cache entry: embed again and replace it
     done_path = partial + ".done"
+    embedder = make_embedder()
     with torch.inference_mode():
         dim = embedder(views_of.eval(torch.as_tensor(images[:1]))).shape[-1]
     shape = (len(images), 1 + 2 * views, dim)
@@ -207,19 +210,18 @@ def embed_images(images: np.ndarray, spec: dict, embedder: Embedder, views_of, v
 def embed_dataset(dataset: ArrayDataset, options: dict, progress: bool = True) -> EmbeddedDataset:
     """The image dataset as cached embeddings (see the module docstring)."""
     spec = _resolve(dataset, options)
-    embedder = Embedder(spec["model"], spec["image_shape"], spec["pretrained"], spec["resolution"])
-    from .augment.views import channel_stats
-
+    make_embedder = functools.cache(lambda: Embedder(spec["model"], spec["image_shape"], spec["pretrained"],
+                                                     spec["resolution"]))
     mean, std = spec["normalization"] or channel_stats(dataset.x_train)
     views_of = ImageViews(mean, std, hflip=dataset.hflip, randaugment=RandAugment(dataset.augment_set, 2, 0.5, None))
     k = spec["views"]
-    x_train = embed_images(dataset.x_train, spec, embedder, views_of, k, "train", progress)
+    x_train = embed_images(dataset.x_train, spec, make_embedder, views_of, k, "train", progress)
     x_unlabeled = None
     if dataset.x_unlabeled is not None and len(dataset.x_unlabeled):
-        x_unlabeled = embed_images(dataset.x_unlabeled, spec, embedder, views_of, k, "unlabeled", progress)
-    x_test = embed_images(dataset.x_test, spec, embedder, views_of, 0, "test", progress)
+        x_unlabeled = embed_images(dataset.x_unlabeled, spec, make_embedder, views_of, k, "unlabeled", progress)
+    x_test = embed_images(dataset.x_test, spec, make_embedder, views_of, 0, "test", progress)
     spec.update(image_mean=[float(v) for v in mean], image_std=[float(v) for v in std], dim=int(x_train.shape[-1]),
                 source=dataset.name)
     spec.pop("normalization")
-    return EmbeddedDataset(**{**vars(replace(dataset)), "x_train": x_train, "x_test": x_test,
+    return EmbeddedDataset(**{**vars(dataset), "x_train": x_train, "x_test": x_test,
                               "x_unlabeled": x_unlabeled, "embedding": spec})

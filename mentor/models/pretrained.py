@@ -72,7 +72,7 @@ def parameter_lr_scales(model: nn.Module, layer_decay: float = 1.0, backbone_sca
     of the model itself, such as a ViT's position embedding, count as its input layer), and every
     layer but the classifier is further scaled by ``backbone_scale``."""
     groups = layer_groups(model)
-    head = classifier_layer(model)
+    head = {id(p) for p in classifier_layer(model).parameters()}
     scales = {}
     for depth, group in enumerate(reversed(groups)):
         for p in group.parameters():
@@ -81,7 +81,7 @@ def parameter_lr_scales(model: nn.Module, layer_decay: float = 1.0, backbone_sca
         # Parameters outside every group belong to the model itself: a ViT's class token and
         # position embedding, which enter at the input, as the first group does (BEiT's layer 0).
         scales.setdefault(id(p), layer_decay ** (len(groups) - 1))
-        if not any(p is q for q in head.parameters()):
+        if id(p) not in head:
             scales[id(p)] *= backbone_scale
     return scales
 
@@ -136,7 +136,8 @@ def load_pretrained(model: nn.Module, name: str, pretrained: str) -> nn.Module:
         state = from_packaged_layout(model, state)
     own = model.state_dict()
     # The classifier of another task: drawn afresh (kept when it fits these classes).
-    head = {f"{n}.{k}" for n, m in model.named_modules() if m is classifier_layer(model) for k in ("weight", "bias")}
+    classifier = classifier_layer(model)
+    head = {f"{n}.{k}" for n, m in model.named_modules() if m is classifier for k in ("weight", "bias")}
     for key in head & set(state):
         if state[key].shape != own[key].shape:
             del state[key]

@@ -48,13 +48,13 @@ def _swap_drop_path(model: nn.Module) -> None:
 
 
 def pretrained_config(name: str) -> dict:
-    """timm's pretrained configuration of NAME (mean, std, input_size, where its weights live)."""
+    """timm's pretrained configuration of NAME (mean, std, input_size, where its weights live),
+    read from timm's registry without building the model."""
     timm = import_timm()
-    try:
-        model = timm.create_model(name, pretrained=False, num_classes=0)
-    except Exception as exc:  # RuntimeError "Unknown model"
-        raise ConfigError(f"timm has no model {name!r} ({exc}); list them with timm.list_models()") from None
-    return dict(getattr(model, "pretrained_cfg", {}) or {})
+    if not timm.is_model(name):
+        raise ConfigError(f"timm has no model {name!r}; list them with timm.list_models()")
+    cfg = timm.models.get_pretrained_cfg(name)
+    return cfg.to_dict() if cfg is not None else {}
 
 
 def create_timm_model(name: str, num_classes: int, pretrained: Optional[str], dropout: Optional[float] = None,
