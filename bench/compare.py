@@ -4,6 +4,7 @@
     python bench/compare.py mismatch      # Oliver et al.'s Figure 2 on Fashion-MNIST (6 classes, 400 labels)
     python bench/compare.py amount        # 10 / 30 / 100% of the pool, the three best of fmnist1000 on validation
     python bench/compare.py fmnist1000-noaug   # fmnist1000 without the weak view's flips and shifts
+    python bench/compare.py digits-family sst2-20-family cifar10-40-family   # the modern pseudo-labelling family
 
 Each problem is one `mentor compare` command line (printed, and kept with its table), run with
 --resume into bench/runs/compare/PROBLEM, so a stopped benchmark continues where it stopped and
@@ -40,6 +41,15 @@ RUNS = os.path.join("bench", "runs", "compare")
 RESULTS = os.path.join("bench", "results", "compare")
 BASELINES = ["--baselines", "logistic_regression", "gradient_boosting", "label_spreading"]
 FMNIST1000 = ["--dataset", "fashion_mnist", "--num-labeled", "1000", "--model", "mlp"]
+# The modern pseudo-labelling family (mentor.methods: flexmatch ... sequencematch) beside FixMatch and
+# supervised training, every default.
+FAMILY = ["supervised", "fixmatch", "flexmatch", "freematch", "softmatch", "adamatch", "simmatch", "comatch",
+          "crmatch", "dash", "defixmatch", "refixmatch", "sequencematch"]
+# bench/pretrained.py's CIFAR-10 pool (10k images) on frozen EfficientNet-Lite0 embeddings, its ssl settings
+CIFAR_EMBEDDED = ["--dataset", "npz", "--data-path", "data/cifar10-10k.npz", "--data-hp", "embed=efficientnet_lite0",
+                  "embed_resolution=128", "embed_views=2", "--model", "mlp", "--model-hp", "hidden=256",
+                  "--steps", "3000", "--batch-size", "64", "--unlabeled-batch-size", "448", "--optimizer", "nesterov",
+                  "--lr", "0.03", "--momentum", "0.9", "--weight-decay", "5e-4", "--schedule", "cosine"]
 
 
 def sst2(labels: int) -> list:
@@ -73,6 +83,15 @@ PROBLEMS = {
                           "--class-mismatch", "0", "0.25", "0.5", "0.75", "1", "--labeled-classes", "0", "1", "2", "3",
                           "4", "5", "--methods", "supervised", "fixmatch", "uda", "mean_teacher", "mixmatch",
                           "meta_pseudo_labels", "meta_pseudo_labels:feedback=none"]],
+    "digits-family": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *FAMILY,
+                               *BASELINES[1:]]],
+    "sst2-20-family": lambda: [sst2(20) + ["--methods", *FAMILY, *BASELINES[1:]]],
+    "sst2-100-family": lambda: [sst2(100) + ["--methods", *FAMILY, *BASELINES[1:]]],
+    # test-only (--folds 0: a benchmark, nothing is chosen), the settings of bench/pretrained.py ssl
+    "cifar10-40-family": lambda: [CIFAR_EMBEDDED + ["--num-labeled", "40", "--folds", "0", "--methods", *FAMILY,
+                                                    "logistic_regression", "label_spreading"]],
+    "cifar10-250-family": lambda: [CIFAR_EMBEDDED + ["--num-labeled", "250", "--folds", "0", "--methods", *FAMILY,
+                                                     "logistic_regression", "label_spreading"]],
     "amount": lambda: [FMNIST1000 + ["--unlabeled-fraction", "0.1", "0.3", "1", "--methods", "supervised",
                                      *best_three()]],
 }

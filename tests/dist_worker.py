@@ -12,6 +12,8 @@ parser.add_argument("--method", default="fixmatch")
 parser.add_argument("--die-after", type=int, default=0, help="raise KeyboardInterrupt at this stream draw")
 parser.add_argument("--resume", action="store_true")
 parser.add_argument("--shards", help="a folder of train/test/pool shards (tests/test_shards.py): stream from them")
+parser.add_argument("--fixed-strong-view", action="store_true",
+                    help="a strong view with no random draw (1.5 x), so that a 1-process run can draw the same")
 args = parser.parse_args()
 
 config = TrainConfig(method=args.method, dataset="two_moons", num_labeled=20, batch_size=5, unlabeled_batch_size=32,
@@ -24,6 +26,8 @@ if args.shards:
     config.dataset_options = {"test_path": os.path.join(args.shards, "test.json"), "workers": 1,
                               "unlabeled_path": os.path.join(args.shards, "pool.json")}
 trainer = Trainer(config)
+if args.fixed_strong_view:
+    trainer.views.strong_view = lambda x, generator: 1.5 * x
 if args.die_after:
     original, calls = trainer.stream.next, {"n": 0}
 

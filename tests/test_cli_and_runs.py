@@ -25,7 +25,7 @@ def test_methods_command_lists_registry(capsys):
 def test_unknown_method_is_a_clear_error(capsys):
     assert main(["train", "--method", "mpl", "--steps", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "unknown method 'mpl'; choose one of: distillation, divide_mix, fixmatch, ict, label_propagation" in err
+    assert "unknown method 'mpl'; choose one of: adamatch, comatch, crmatch, dash, defixmatch, distillation, divide_mix, fixmatch, flexmatch" in err
 
 
 def test_train_eval_and_resume_from_the_command_line(tmp_path, capsys):

@@ -163,7 +163,7 @@ def test_resume_keeps_finished_cells_and_takes_new_methods(tmp_path):
 
 
 def test_bad_input_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="unknown method 'fixmath' in --methods; choose from: distillation"):
+    with pytest.raises(ConfigError, match="unknown method 'fixmath' in --methods; choose from: adamatch, comatch, crmatch"):
         compare(digits_config(), methods=["fixmath"], out=str(tmp_path / "a"), progress=False)
     with pytest.raises(DataError, match="fewer than the 5 validation folds"):
         compare(digits_config(num_labeled=20), methods=["supervised"], out=str(tmp_path / "b"), progress=False)

@@ -50,6 +50,30 @@ def test_two_processes_equal_one_at_the_same_global_batch(tmp_path):
         one.history[-1]["test_accuracy"], abs=1e-3)
 
 
+@pytest.mark.parametrize("method", ["freematch", "simmatch"])
+def test_a_methods_statistics_are_global_two_processes_equal_one(method, tmp_path):
+    """FreeMatch's thresholds and SimMatch's labeled memory bank are computed over the global batch:
+    two processes at batch b give the weights and the statistics of one process at batch 2b. (The
+    strong view is made without a random draw, which is per rank and would differ.)"""
+    two = str(tmp_path / "two")
+    torchrun(os.path.join(ROOT, "tests", "dist_worker.py"), "--out", two, "--method", method, "--fixed-strong-view")
+    config = TrainConfig(method=method, dataset="two_moons", num_labeled=20, batch_size=10, unlabeled_batch_size=64,
+                         steps=12, eval_every=4, strong_noise=0.2, model_options={"hidden": [16]}, device="cpu",
+                         out=str(tmp_path / "one"), progress=False, seed=3)
+    one = Trainer(config)
+    one.views.strong_view = lambda x, generator: 1.5 * x
+    one.fit()
+    for key, value in weights(str(tmp_path / "one")).items():
+        torch.testing.assert_close(weights(two)[key], value, rtol=1e-5, atol=1e-6)
+    extra_one = torch.load(os.path.join(tmp_path, "one", "checkpoint.pt"), weights_only=False)["method"]["extra"]
+    extra_two = torch.load(os.path.join(two, "checkpoint.pt"), weights_only=False)["method"]["extra"]
+    keys = ["time_p", "p_model", "label_hist"] if method == "freematch" else ["bank", "bank_labels"]
+    for key in keys:
+        torch.testing.assert_close(extra_two[key], extra_one[key], rtol=1e-5, atol=1e-6)
+    if method == "freematch":
+        assert float(extra_one["time_p"]) != pytest.approx(0.5)  # the EMA moved from 1/C
+
+
 @pytest.mark.parametrize("method", ["fixmatch", "meta_pseudo_labels"])
 def test_killed_two_process_run_resumes_the_same_trajectory(method, tmp_path):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")

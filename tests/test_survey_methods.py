@@ -15,7 +15,8 @@ from mentor.methods.divide_mix import clean_probability, prior_penalty, refine_l
 from mentor.methods.label_propagation import diffuse, knn_graph, propagation_targets
 from mentor.methods.mixmatch import guess_labels, mix_batches
 from mentor.methods.online_pseudo_label import oversample
-from mentor.methods.remixmatch import align_distribution, rotate_each
+from mentor.methods.alignment import align_distribution
+from mentor.methods.remixmatch import rotate_each
 from mentor.models import ModelFactory
 from mentor.models.layers import features_and_logits
 from mentor.pseudo_labels import predict
@@ -83,7 +84,7 @@ def test_remixmatch_rotation_head_for_square_images_only_and_it_learns():
     trainer.fit()
     assert all(math.isfinite(float(s["loss_rotation"])) and float(s["loss_rotation"]) > 0 for s in logs)
     assert not torch.equal(head["weight"], trainer.method.models["rotation_head"].weight)
-    assert len(trainer.method.model_marginals) == 3  # one batch mean per step for p~(y)
+    assert len(trainer.method.model_marginal.history) == 3  # one batch mean per step for p~(y)
 
 
 def test_features_are_the_classifier_input():

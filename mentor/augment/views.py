@@ -41,6 +41,11 @@ class FeatureViews:
     def strong(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.strong_view(x, generator)
 
+    def medium(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Between weak and strong (SequenceMatch): Gaussian noise of half the strong view's std."""
+        return x + 0.5 * self.strong_view.std * torch.randn(x.shape, generator=generator, device=x.device,
+                                                            dtype=x.dtype)
+
     def eval(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -58,6 +63,7 @@ class ImageViews:
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.hflip, self.translate, self.augment = hflip, translate, augment
         self.randaugment = randaugment
+        self._medium: Optional[RandAugment] = None  # built at the first medium view
         self.input_noise = GaussianNoise(input_noise) if input_noise else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -88,6 +94,14 @@ class ImageViews:
 
     def strong(self, x, generator):
         return self._finish(self.randaugment(self._weak_unit(x, generator), generator))
+
+    def medium(self, x, generator):
+        """Between weak and strong (SequenceMatch): the weak view then half of the strong view's
+        RandAugment ops (at least one) and no Cutout."""
+        if self._medium is None:
+            ra = self.randaugment
+            self._medium = RandAugment(ra.op_set, max(1, ra.num_ops // 2), 0.0, ra.magnitude, ra.static)
+        return self._finish(self._medium(self._weak_unit(x, generator), generator))
 
     def eval(self, x):
         return self._finish(to_unit(x))
@@ -147,6 +161,11 @@ class CachedViews:
 
     def strong(self, x, generator):
         return self._pick(x, 1 + self.num_weak, self.num_strong, generator)
+
+    def medium(self, x, generator):
+        """Between weak and strong (SequenceMatch), from what the cache holds: one of the weak and
+        strong embeddings, drawn uniformly (no embedding of a medium augmentation is cached)."""
+        return self._pick(x, 1, self.num_weak + self.num_strong, generator)
 
     def eval(self, x):
         return x[:, 0]

@@ -27,6 +27,9 @@ class Batch:
     # Student's streamed selection carries the teacher's soft labels).
     y_u: Optional[torch.Tensor] = None
     x_u_stored: Optional[torch.Tensor] = None  # the unlabeled examples as stored, before any view
+    idx_l: Optional[torch.Tensor] = None  # positions in the labeled set (SimMatch's labeled memory bank)
+    x_l_strong: Optional[torch.Tensor] = None  # a strong view of the labeled batch (DeFixMatch)
+    x_u_medium: Optional[torch.Tensor] = None  # a medium view of the unlabeled batch (SequenceMatch)
 
 
 class SemiSupervisedStream:
@@ -38,7 +41,7 @@ class SemiSupervisedStream:
 
     def __init__(self, x_l: torch.Tensor, y_l: torch.Tensor, pool, batch_size: int, unlabeled_batch_size: int,
                  seed: int, views, make_strong: bool = True, make_second_view: bool = False, rank: int = 0,
-                 world: int = 1, workers: int = 0):
+                 world: int = 1, workers: int = 0, make_labeled_strong: bool = False, make_medium: bool = False):
         if isinstance(pool, torch.Tensor):
             pool = MemoryPool(pool)
         self.x_l, self.y_l, self.pool = x_l, y_l, pool
@@ -48,6 +51,8 @@ class SemiSupervisedStream:
         self.views = views
         self.make_strong = make_strong and views.has_strong
         self.make_second_view = make_second_view
+        self.make_labeled_strong = make_labeled_strong and views.has_strong
+        self.make_medium = make_medium and views.has_strong
         # One generator for index order, one for augmentation: both seeded, both saved.
         self.index_generator = torch.Generator().manual_seed(seed)
         self.view_generator = torch.Generator(device=x_l.device).manual_seed(seed + 1 + 1000 * rank)
@@ -66,11 +71,16 @@ class SemiSupervisedStream:
         g = self.view_generator
         x_l = self.x_l[il]
         batch = Batch(self.views.labeled(x_l, g), self.y_l[il], self.views.weak(x_u, g), None, iu, y_u=y_u,
-                      x_u_stored=x_u)
+                      x_u_stored=x_u, idx_l=il)
         if self.make_strong:
             batch.x_u_strong = self.views.strong(x_u, g)
         if self.make_second_view:
             batch.x_l_alt, batch.x_u_alt = self.views.labeled(x_l, g), self.views.weak(x_u, g)
+        # Drawn after the views above, so that a method that asks for neither sees the same draws.
+        if self.make_labeled_strong:
+            batch.x_l_strong = self.views.strong(x_l, g)
+        if self.make_medium:
+            batch.x_u_medium = self.views.medium(x_u, g)
         return batch
 
     def state_dict(self) -> dict:

@@ -1,8 +1,9 @@
 """Semi-supervised methods, one file each, registered by name."""
 from ..registry import METHODS
 from . import (  # noqa: F401
-    distillation, divide_mix, fixmatch, ict, label_propagation, mean_teacher, meta_pseudo_labels, mixmatch,
-    noisy_student, online_pseudo_label, pi_model, pseudo_label, reduced_mpl, remixmatch, supervised,
+    adamatch, comatch, crmatch, dash, defixmatch, distillation, divide_mix, fixmatch, flexmatch, freematch, ict,
+    label_propagation, mean_teacher, meta_pseudo_labels, mixmatch, noisy_student, online_pseudo_label, pi_model,
+    pseudo_label, reduced_mpl, refixmatch, remixmatch, sequencematch, simmatch, softmatch, supervised,
     temporal_ensembling, uda, vat)
 from .base import Method, StepOutput
 

@@ -27,6 +27,16 @@ Contract used by the trainer and the conformance tests:
 - ``eval_models()`` names models evaluated besides ``eval_model()`` (e.g. Mean Teacher's teacher);
 - forward passes run inside ``self.autocast()`` (bf16 on CUDA when the trainer asks for it);
 - a method that uses unlabeled data logs its unsupervised term as ``loss_u``;
+- ``makes_pseudo_labels``: the method labels unlabeled examples with the model's predictions and
+  takes the shared options of mentor.methods.alignment (``dist_align``, ``debias`` and their
+  estimates' settings), applied through ``adjust_pseudo_labels``; their state is saved with the
+  method's (``pseudo_label_defaults`` may change their defaults for one method);
+- ``labeled_strong_view`` asks the stream for a strong view of the labeled batch (``x_l_strong``,
+  DeFixMatch), ``medium_view`` for a medium view of the unlabeled batch (``x_u_medium``,
+  SequenceMatch);
+- ``collective`` (set by the trainer) has ``mean``, ``sum`` and ``all_gather`` over the ranks of a
+  torchrun run (identities on one process), for statistics the paper computes over the whole
+  batch (EMAs of confidence, class counts, memory banks);
 - all randomness comes from the global torch RNG (seeded by the trainer), from
   ``self.generator`` or, for views a method draws itself from the pools, from
   ``self.device_generator(device)`` (both saved in the state dict).
@@ -44,6 +54,7 @@ from torch import nn
 
 from ..data.streams import Batch
 from ..errors import CheckpointError, ConfigError
+from .alignment import OPTIONS as PSEUDO_LABEL_OPTIONS, PseudoLabelAdjustment, SingleProcess
 
 ModelFactory = Callable[[], nn.Module]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # (params, lr=None) -> optimizer
@@ -105,6 +116,10 @@ class Method:
     # stream its pool from shards (mentor.data.pools). The trainer refuses the first kind a
     # streamed pool and says why.
     needs_pool_in_memory: Optional[str] = None
+    makes_pseudo_labels: bool = False
+    pseudo_label_defaults: Dict[str, object] = {}
+    labeled_strong_view: bool = False
+    medium_view: bool = False
 
     def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
         self.num_classes = num_classes
@@ -122,6 +137,8 @@ class Method:
         self.open_run: Optional[Callable] = None  # set by the trainer: (run folder, device) -> its trainer
         # (C, H, W) or (D,) when the factory says (the trainer's ModelFactory does), else None.
         self.input_shape = getattr(model_factory, "input_shape", None)
+        self.collective = SingleProcess()  # set by the trainer under torchrun
+        self.pseudo_label_adjustment: Optional[PseudoLabelAdjustment] = None  # set by create()
 
     def choose_pool(self, pool):
         """The pool the run's unlabeled batches come from, given the dataset's: the same by
@@ -157,8 +174,13 @@ class Method:
         # such as feedback="none") means the string.
         defaults = cls.hparam_defaults()
         hparams = {k: "none" if v is None and isinstance(defaults[k], str) else v for k, v in hparams.items()}
+        shared = {k: hparams.pop(k, defaults[k]) for k in PSEUDO_LABEL_OPTIONS if k in defaults}
         method = cls(model_factory, num_classes, seed=seed, **hparams)
-        method.hparams = {name: getattr(method, name) for name in valid}
+        if cls.makes_pseudo_labels:
+            method.pseudo_label_adjustment = PseudoLabelAdjustment(num_classes, **shared)
+        method.hparams = {name: getattr(method, name) for name in valid if name not in shared}
+        if method.pseudo_label_adjustment is not None:
+            method.hparams.update(method.pseudo_label_adjustment.options)
         return method
 
     @classmethod
@@ -176,11 +198,45 @@ class Method:
                     defaults.setdefault(name, p.default)
             if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
                 break  # this __init__ fixes its parent's other options itself
+        if cls.makes_pseudo_labels:
+            defaults.update({**PSEUDO_LABEL_OPTIONS, **cls.pseudo_label_defaults})
         return defaults
 
     @classmethod
     def hparam_names(cls) -> List[str]:
         return list(cls.hparam_defaults())
+
+    # --- pseudo-labels -------------------------------------------------------------------
+    def adjust_pseudo_labels(self, probs: torch.Tensor, labeled_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The weak view's class probabilities after the shared distribution alignment and
+        debiasing (mentor.methods.alignment); unchanged when both are off. ``labeled_logits``:
+        the model's logits on the labeled batch, for ``dist_align=labeled_predictions``."""
+        adjust = self.pseudo_label_adjustment
+        if adjust is None or not adjust.active:
+            return probs
+        labeled_probs = None if labeled_logits is None else F.softmax(labeled_logits.detach().float(), dim=-1)
+        return adjust(probs, self.collective, self.label_frequencies, labeled_probs)
+
+    def adjust_pseudo_label_logits(self, logits: torch.Tensor, temperature: float = 1.0,
+                                   labeled_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits whose softmax at ``temperature`` is q = softmax(logits / T) adjusted as
+        ``adjust_pseudo_labels`` adjusts it, by adding T x the log factor (a constant per class,
+        so a gradient through the logits stays a gradient of the adjusted distribution)."""
+        adjust = self.pseudo_label_adjustment
+        if adjust is None or not adjust.active:
+            return logits
+        probs = F.softmax(logits.detach().float() / temperature, dim=-1)
+        labeled_probs = None if labeled_logits is None else F.softmax(labeled_logits.detach().float(), dim=-1)
+        factor = adjust.log_factor(probs, self.collective, self.label_frequencies, labeled_probs)
+        return logits + temperature * factor.to(logits.dtype)
+
+    def label_frequencies(self) -> torch.Tensor:
+        """The labeled set's class frequencies (ReMixMatch's alignment target)."""
+        if self.labeled_pool is None:
+            raise ConfigError(f"method {self.name!r} needs the labeled set's class frequencies; set "
+                              "method.labeled_pool (the Trainer does)")
+        counts = torch.bincount(self.labeled_pool.y, minlength=self.num_classes).float()
+        return counts / counts.sum()
 
     # --- training -----------------------------------------------------------------------
     def configure_optimizers(self, make_optimizer: OptimizerFactory) -> None:
@@ -208,6 +264,8 @@ class Method:
         ("decides ... on the host"); None when it can."""
         if not self.capturable:
             return "decides on the host inside its step (phases, ramps or data-dependent branches)"
+        if self.pseudo_label_adjustment is not None and self.pseudo_label_adjustment.active:
+            return "adjusts its pseudo-labels by running class-marginal estimates (dist_align / debias)"
         return None
 
     def compile_step(self, compile: Callable) -> None:
@@ -271,6 +329,7 @@ class Method:
             "device_generator": None if self._device_generator is None else self._device_generator.get_state(),
             "step_index": self.step_index,
             "extra": self.extra_state(),
+            "pseudo_labels": None if self.pseudo_label_adjustment is None else self.pseudo_label_adjustment.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -286,6 +345,8 @@ class Method:
                 self.device_generator(device).set_state(state["device_generator"])
             self.step_index = int(state["step_index"])
             self.load_extra_state(state["extra"])
+            if self.pseudo_label_adjustment is not None and state.get("pseudo_labels") is not None:
+                self.pseudo_label_adjustment.load_state_dict(state["pseudo_labels"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"checkpoint does not match method {self.name!r}: {exc}") from None
 

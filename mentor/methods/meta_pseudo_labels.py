@@ -94,6 +94,9 @@ class MetaPseudoLabels(Method):
     # Phases are host branches between compiled pieces, the ramp and the rates are device data
     # (compile_step); sampled labels and the moving baseline are not (capture_blocker).
     capturable = True
+    # dist_align / debias (mentor.methods.alignment) adjust the teacher's labelling logits by a
+    # constant per class: the student learns the adjusted distribution, the feedback is its gradient.
+    makes_pseudo_labels = True
 
     def __init__(self, model_factory, num_classes, seed=0,
                  labels: str = "soft",
@@ -277,6 +280,9 @@ class MetaPseudoLabels(Method):
             logs.update(teacher_uda=uda.detach(), uda_mask=mask)
         # The labels and the teacher's MPL term come from the same teacher logits (the same view).
         labeling = t_logits_weak if self.label_view == "weak" and t_logits_weak is not None else t_logits_u
+        # The shared dist_align / debias: a constant per class added to the teacher's logits, so
+        # the student learns the adjusted distribution and the MPL gradient is that distribution's.
+        labeling = self.adjust_pseudo_label_logits(labeling, labeled_logits=t_logits_l)
         return teacher_loss, labeling, x_u, logs
 
     def _mpl_step(self, batch, student_active: bool, ramp):

@@ -34,10 +34,13 @@ from ..registry import METHODS
 from .base import Method, StepOutput, resolve_steps, upcast
 
 
-def guess_labels(model, views: Sequence[torch.Tensor], temperature: float) -> torch.Tensor:
-    """MixMatch's label guess: the sharpened mean of the model's predictions on K views (no gradient)."""
+def guess_labels(model, views: Sequence[torch.Tensor], temperature: float, adjust=None) -> torch.Tensor:
+    """MixMatch's label guess: the sharpened mean of the model's predictions on K views (no
+    gradient); ``adjust`` (the shared dist_align / debias) acts on the mean before sharpening."""
     with torch.no_grad():
         probs = torch.stack([F.softmax(upcast(model(v)), dim=-1) for v in views]).mean(0)
+        if adjust is not None:
+            probs = adjust(probs)
     return sharpen(probs, temperature)
 
 
@@ -66,6 +69,7 @@ class MixMatch(Method):
     name = "mixmatch"
     strong_view = "unused"
     second_view = True  # K = 2 augmentations of each unlabeled example
+    makes_pseudo_labels = True  # dist_align / debias apply to the label guess
 
     def __init__(self, model_factory, num_classes, seed=0, temperature: float = 0.5, mixup_alpha: float = 0.3,
                  unlabeled_weight: float = 10.0, ramp_steps: float = 0.25):
@@ -83,7 +87,7 @@ class MixMatch(Method):
     def loss(self, batch):
         model = self.models["model"]
         views_u = [batch.x_u, batch.x_u_alt]
-        q = guess_labels(model, views_u, self.temperature)
+        q = guess_labels(model, views_u, self.temperature, self.adjust_pseudo_labels)
         p = F.one_hot(batch.y_l, self.num_classes).float()
         (x_l, *x_u), (t_l, *t_u) = mix_batches([batch.x_l, *views_u], [p, q, q], self.mixup_alpha, self.generator)
         logits = upcast(model(torch.cat([x_l, *x_u])))

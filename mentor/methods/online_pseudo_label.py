@@ -53,6 +53,7 @@ class OnlinePseudoLabel(Method):
     name = "online_pseudo_label"
     strong_view = "unused"
     smoke_hparams = {"start_steps": 0}  # the conformance suite's runs are 6 steps long
+    makes_pseudo_labels = True  # dist_align / debias apply to the model's labels
 
     def __init__(self, model_factory, num_classes, seed=0, labels: str = "hard", mixup_alpha: float = 0.0,
                  min_labeled: int = 16, unlabeled_weight: float = 1.0, start_steps: float = 0.1,
@@ -87,7 +88,7 @@ class OnlinePseudoLabel(Method):
             return StepOutput(loss_l, {"loss_l": loss_l.detach()})
         x_l, y_l = oversample(batch.x_l, batch.y_l, self.min_labeled)
         with torch.no_grad():
-            probs = F.softmax(upcast(model(batch.x_u)), dim=-1)
+            probs = self.adjust_pseudo_labels(F.softmax(upcast(model(batch.x_u)), dim=-1))
         targets_u = probs if self.labels == "soft" else F.one_hot(probs.argmax(-1), self.num_classes).float()
         targets_l = F.one_hot(y_l, self.num_classes).float()
         x_u = batch.x_u

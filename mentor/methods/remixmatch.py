@@ -39,16 +39,11 @@ from ..errors import ConfigError
 from ..losses import linear_ramp, sharpen, soft_cross_entropy
 from ..models.layers import classifier_layer, features_and_logits
 from ..registry import METHODS
+from .alignment import ClassMarginal, align_distribution
 from .base import Method, StepOutput, resolve_steps, upcast
 from .mixmatch import check_mixmatch_options, mix_batches
 
 ALIGNMENT_WINDOW = 128  # batches in the running mean p~(y) (the paper's value)
-
-
-def align_distribution(probs: torch.Tensor, target_marginal: torch.Tensor, model_marginal: torch.Tensor) -> torch.Tensor:
-    """Distribution alignment: probs x p(y) / p~(y), each row renormalised."""
-    aligned = probs * target_marginal / model_marginal.clamp_min(1e-6)
-    return aligned / aligned.sum(dim=-1, keepdim=True)
 
 
 def rotate_each(x: torch.Tensor, generator: torch.Generator):
@@ -79,7 +74,9 @@ class ReMixMatch(Method):
         self.rotates = shape is not None and len(shape) == 3 and shape[1] == shape[2]
         if self.rotates:
             self.models["rotation_head"] = nn.Linear(classifier_layer(self.models["model"]).in_features, 4)
-        self.model_marginals = torch.empty(0, num_classes)  # the last ALIGNMENT_WINDOW batch means
+        # p~(y): the mean of the last ALIGNMENT_WINDOW batch means (the shared estimator of
+        # mentor.methods.alignment, whose dist_align option other methods take)
+        self.model_marginal = ClassMarginal(num_classes, window=ALIGNMENT_WINDOW)
 
     def configure_optimizers(self, make_optimizer):
         self.optimizers["model"] = make_optimizer(itertools.chain(*(m.parameters() for m in self.models.values())))
@@ -98,20 +95,12 @@ class ReMixMatch(Method):
             views += [pool.strong(stored, g) for _ in range(self.strong_views - 1)]
         return views
 
-    def _label_marginal(self, device) -> torch.Tensor:
-        y = self.labeled_pool.y if self.labeled_pool is not None else None
-        if y is None:
-            raise ConfigError("remixmatch aligns to the labeled set's class marginal; set method.labeled_pool (the Trainer does)")
-        counts = torch.bincount(y, minlength=self.num_classes).float().to(device)
-        return counts / counts.sum()
-
     def loss(self, batch):
         model = self.models["model"]
         with torch.no_grad():
             anchor = F.softmax(upcast(model(batch.x_u)), dim=-1)
-            self.model_marginals = torch.cat([self.model_marginals.to(anchor.device), anchor.mean(0, keepdim=True)])
-            self.model_marginals = self.model_marginals[-ALIGNMENT_WINDOW:]
-            aligned = align_distribution(anchor, self._label_marginal(anchor.device), self.model_marginals.mean(0))
+            marginal = self.model_marginal.update(self.collective.mean(anchor.mean(0)))
+            aligned = align_distribution(anchor, self.label_frequencies().to(anchor.device), marginal)
             q = sharpen(aligned, self.temperature)
         strong = self._strong_views(batch)
         p = F.one_hot(batch.y_l, self.num_classes).float()
@@ -139,7 +128,7 @@ class ReMixMatch(Method):
         return StepOutput(loss, logs)
 
     def extra_state(self):
-        return {"model_marginals": self.model_marginals.cpu()}
+        return {"model_marginal": self.model_marginal.state_dict()}
 
     def load_extra_state(self, state):
-        self.model_marginals = state["model_marginals"]
+        self.model_marginal.load_state_dict(state["model_marginal"])

@@ -10,6 +10,7 @@ carries no gradient, so the update is the same. Optional Training Signal Anneali
 labeled examples on which the model already gives the true class a probability above
 eta_t = alpha_t (1 - 1/K) + 1/K are left out of the supervised loss, alpha_t rising from 0
 to 1 on a linear, log or exp schedule. One fused forward over all views (shared BN batch).
+Takes the shared ``dist_align`` / ``debias`` options (mentor.methods.alignment) on q.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class UDA(Method):
     strong_view = "required"
     # The conformance suite trains a few steps only: no sharpened prediction reaches 0.8 by then.
     smoke_hparams = {"threshold": 0.0}
+    makes_pseudo_labels = True
 
     def __init__(self, model_factory, num_classes, seed=0, temperature: float = 0.4, threshold: float = 0.8,
                  unlabeled_weight: float = 1.0, ramp_steps: int = 0, tsa: str = "none",
@@ -67,6 +69,7 @@ class UDA(Method):
             p_true = F.softmax(logits_l, dim=-1).gather(1, batch.y_l[:, None]).squeeze(1)
             keep = (p_true <= eta).float()
         loss_l = (per_example * keep).sum() / keep.sum().clamp_min(1.0)
+        logits_weak = self.adjust_pseudo_label_logits(logits_weak, self.temperature, logits_l)
         loss_u, mask_rate = uda_consistency(logits_weak, logits_strong, self.temperature, self.threshold)
         weight = self.unlabeled_weight * linear_ramp(self.step_index, self.ramp_steps)
         logs = {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "mask_rate": mask_rate,

@@ -140,3 +140,18 @@ def features_and_logits(model: nn.Module, x: torch.Tensor):
     finally:
         handle.remove()
     return captured[-1], logits
+
+
+def feature_dim(model: nn.Module) -> int:
+    """The width of the features ``features_and_logits`` returns (the classifier's input), for
+    every model here and every timm model: heads on the features are sized from it."""
+    return classifier_layer(model).in_features
+
+
+def projection_head(model: nn.Module, out_dim: int, hidden: int = 0) -> nn.Sequential:
+    """A two-layer MLP on the model's features (SimCLR's projection head, as SimMatch, CoMatch
+    and CRMatch put on the backbone): features -> ``hidden`` (default: the feature width) -> ReLU
+    -> ``out_dim``."""
+    width = feature_dim(model)
+    hidden = hidden or width
+    return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))

@@ -21,6 +21,9 @@ not in the methods:
   are averaged over the ranks; evaluation is sharded over the ranks and summed.
 - A checkpoint keeps every rank's random state (view generator, torch RNG), so a killed run
   resumes on the same trajectory with the same N (a different N is refused).
+Statistics a method keeps (FreeMatch's thresholds, FlexMatch's class counts, SimMatch's memory
+bank) are computed over the global batch through ``method.collective`` (this Context: ``mean``,
+``sum``, ``all_gather``), so they too stay equal on every rank and equal the 1-process run's.
 Methods that draw batches of their own (DivideMix's clean and noisy streams, Noisy Student's
 selection, ReMixMatch's extra strong views) draw the same examples on every rank.
 """
@@ -85,6 +88,23 @@ class Context:
         if self.active:
             dist.all_reduce(values)
         return values
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over the ranks (a new tensor; the input is left as it is)."""
+        if not self.active:
+            return values
+        total = values.detach().clone()
+        dist.all_reduce(total)
+        return total / self.world
+
+    def all_gather(self, values: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``values`` concatenated along the first dimension, in rank order (the
+        global batch, as the stream laid it out). Carries no gradient."""
+        if not self.active:
+            return values
+        parts = [torch.empty_like(values) for _ in range(self.world)]
+        dist.all_gather(parts, values.detach().contiguous())
+        return torch.cat(parts)
 
     def gather(self, obj) -> List:
         if not self.active:

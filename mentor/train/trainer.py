@@ -216,6 +216,7 @@ class Trainer:
                                                    self.views.strong if self.views.has_strong else None,
                                                    self.pool.indices, weak=self.views.weak)
         self.method.open_run = load_run
+        self.method.collective = self.dist
         self.method.labeled_pool = LabeledPool(self.stream.x_l, self.stream.y_l, self.views.eval, self.views.labeled,
                                                list(self.split.labeled))
         self.step = 0
@@ -286,7 +287,8 @@ class Trainer:
                                     views=self.views,
                                     make_strong=method.strong_view != "unused" and not method.draws_own_unlabeled,
                                     make_second_view=method.second_view, rank=self.dist.rank, world=self.dist.world,
-                                    workers=ds.workers)
+                                    workers=ds.workers, make_labeled_strong=method.labeled_strong_view,
+                                    make_medium=method.medium_view)
 
     # --- files --------------------------------------------------------------------------
     def _path(self, name: str) -> str:
