@@ -68,3 +68,27 @@ class HostReads(TorchDispatchMode):
         if func.overloadpacket.__name__ in self.SYNCING:
             self.seen.append(func.overloadpacket.__name__)
         return func(*args, **(kwargs or {}))
+
+
+class Identity(torch.nn.Module):
+    """A 'model' whose logits are its input plus a learnable bias (so losses are hand-checkable)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return x + self.bias
+
+
+def die_at_draw(trainer, draw: int) -> None:
+    """The trainer's stream raises KeyboardInterrupt at its ``draw``-th batch, as a killed run."""
+    original, calls = trainer.stream.next, {"n": 0}
+
+    def dying_next():
+        calls["n"] += 1
+        if calls["n"] == draw:
+            raise KeyboardInterrupt
+        return original()
+
+    trainer.stream.next = dying_next

@@ -14,7 +14,7 @@ from mentor.errors import ConfigError
 from mentor.train import TrainConfig, Trainer
 from mentor.train.schedule import lr_multiplier
 
-from conftest import blobs, patch_images
+from conftest import blobs, die_at_draw, patch_images
 
 
 def tiny_images(n=48, classes=3, size=8, seed=0):
@@ -44,16 +44,7 @@ def test_image_run_killed_and_resumed_follows_the_same_trajectory(method, tmp_pa
     straight = Trainer(image_config(method, str(tmp_path / "a"), method_options=hp), dataset=ds)
     straight.fit()
     killed = Trainer(image_config(method, str(tmp_path / "b"), method_options=hp), dataset=ds)
-    calls = {"n": 0}
-    original = killed.stream.next
-
-    def dying():
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original()
-
-    killed.stream.next = dying
+    die_at_draw(killed, 5)
     with pytest.raises(KeyboardInterrupt):
         killed.fit()
     resumed = Trainer(image_config(method, str(tmp_path / "b"), method_options=hp), dataset=ds)

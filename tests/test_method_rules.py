@@ -11,6 +11,8 @@ from mentor.losses import linear_ramp, soft_cross_entropy, uda_consistency
 from mentor.methods import create_method
 from mentor.models import MLP
 
+from conftest import Identity
+
 
 def test_soft_cross_entropy_matches_hard_cross_entropy_on_one_hot():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
@@ -99,17 +101,6 @@ def test_pseudo_label_teacher_is_frozen_after_its_phase():
         method.step(BATCH)
         assert changed(t_before, teacher) == (step < 2)
         assert changed(s_before, student) == (step >= 2)
-
-
-class Identity(torch.nn.Module):
-    """A 'model' whose logits are its input plus a learnable bias (so losses are hand-checkable)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(3))
-
-    def forward(self, x):
-        return x + self.bias
 
 
 def single_model_method(name, **hp):

@@ -18,21 +18,10 @@ from mentor.models import MLP
 from mentor.registry import METHODS
 from mentor.train import Trainer
 
-from conftest import tiny_config
+from conftest import Identity, die_at_draw, tiny_config
 
 FAMILY = ["flexmatch", "freematch", "softmatch", "adamatch", "simmatch", "comatch", "crmatch", "dash", "defixmatch",
           "refixmatch", "sequencematch"]
-
-
-class Identity(torch.nn.Module):
-    """Logits = input + a learnable bias, so that losses are hand-checkable."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(3))
-
-    def forward(self, x):
-        return x + self.bias
 
 
 def method(name, factory=Identity, classes=3, **hp):
@@ -352,15 +341,7 @@ def test_the_shared_options_change_training_and_resume_exactly(name, options, ti
                   for k, v in plain.method.models.state_dict().items())
     assert changed
     killed = Trainer(tiny_config(name, out=str(tmp_path / "b"), method_options=options), dataset=tiny_dataset)
-    calls, original = {"n": 0}, killed.stream.next
-
-    def dying_next():
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original()
-
-    killed.stream.next = dying_next
+    die_at_draw(killed, 5)
     with pytest.raises(KeyboardInterrupt):
         killed.fit()
     resumed = Trainer(tiny_config(name, out=str(tmp_path / "b"), method_options=options), dataset=tiny_dataset)

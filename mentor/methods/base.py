@@ -145,6 +145,13 @@ class Method:
         default; Noisy Student streams its selection of it, with the teacher's labels."""
         return pool
 
+    def draw_strong_view(self, batch: Batch) -> torch.Tensor:
+        """Another strong view of the unlabeled batch, beyond the stream's one (ReMixMatch's
+        anchoring, CoMatch's second view), drawn with the method's device generator."""
+        pool = self.unlabeled_pool
+        stored = batch.x_u_stored if batch.x_u_stored is not None else pool.x[batch.idx_u]
+        return pool.strong(stored, self.device_generator(stored.device))
+
     def autocast(self):
         """Mixed precision for forward passes (losses are computed in float32 by the callers)."""
         if self.amp is None:

@@ -76,13 +76,8 @@ class CoMatch(Method):
     def configure_optimizers(self, make_optimizer):
         self.optimizers["model"] = make_optimizer(itertools.chain(*(m.parameters() for m in self.models.values())))
 
-    def _second_strong_view(self, batch):
-        pool = self.unlabeled_pool
-        stored = batch.x_u_stored if batch.x_u_stored is not None else pool.x[batch.idx_u]
-        return pool.strong(stored, self.device_generator(stored.device))
-
     def loss(self, batch):
-        strong_2 = self._second_strong_view(batch)
+        strong_2 = self.draw_strong_view(batch)
         features, logits = features_and_logits(self.models["model"],
                                                torch.cat([batch.x_l, batch.x_u, batch.x_u_strong, strong_2]))
         logits = upcast(logits)

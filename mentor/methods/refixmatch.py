@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import METHODS
-from .base import StepOutput, fused_forward
 from .fixmatch import FixMatch
 
 KL_ON = ("unconfident", "all", "confident")
@@ -39,15 +38,8 @@ class ReFixMatch(FixMatch):
             raise ConfigError(f"unknown kl_on {kl_on!r}; choose one of {', '.join(KL_ON)}")
         self.kl_on = kl_on
 
-    def loss(self, batch):
-        logits_l, logits_weak, logits_strong = fused_forward(
-            self.models["model"], batch.x_l, batch.x_u, batch.x_u_strong)
-        loss_l = F.cross_entropy(logits_l, batch.y_l)
-        probs, weights, targets = self.pseudo_labels(logits_weak, logits_l, batch)
-        loss_u = (F.cross_entropy(logits_strong, targets, reduction="none") * weights).mean()
+    def extra_loss(self, batch, logits_strong, weights, probs):
         kl_weights = {"unconfident": 1.0 - weights, "all": weights.new_ones(weights.shape),
                       "confident": weights}[self.kl_on]
         loss_kl = (kl_to(probs, logits_strong) * kl_weights).mean()
-        loss = loss_l + self.unlabeled_weight * (loss_u + loss_kl)
-        return StepOutput(loss, {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "loss_kl": loss_kl.detach(),
-                                 "mask_rate": weights.mean()})
+        return self.unlabeled_weight * loss_kl, {"loss_kl": loss_kl.detach()}

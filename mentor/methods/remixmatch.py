@@ -87,13 +87,7 @@ class ReMixMatch(Method):
         self.hparams["ramp_steps"] = self.ramp_steps
 
     def _strong_views(self, batch):
-        views = [batch.x_u_strong]
-        if self.strong_views > 1:
-            pool = self.unlabeled_pool
-            stored = batch.x_u_stored if batch.x_u_stored is not None else pool.x[batch.idx_u]
-            g = self.device_generator(stored.device)
-            views += [pool.strong(stored, g) for _ in range(self.strong_views - 1)]
-        return views
+        return [batch.x_u_strong] + [self.draw_strong_view(batch) for _ in range(self.strong_views - 1)]
 
     def loss(self, batch):
         model = self.models["model"]
