@@ -4,7 +4,8 @@
     python bench/compare.py mismatch      # Oliver et al.'s Figure 2 on Fashion-MNIST (6 classes, 400 labels)
     python bench/compare.py amount        # 10 / 30 / 100% of the pool, the three best of fmnist1000 on validation
     python bench/compare.py fmnist1000-noaug   # fmnist1000 without the weak view's flips and shifts
-    python bench/compare.py digits-family sst2-20-family cifar10-40-family   # the modern pseudo-labelling family
+    python bench/compare.py digits-family sst2-20-family sst2-100-family fmnist1000-family cifar10-40-family \
+        cifar10-250-family   # the modern pseudo-labelling family
 
 Each problem is one `mentor compare` command line (printed, and kept with its table), run with
 --resume into bench/runs/compare/PROBLEM, so a stopped benchmark continues where it stopped and
@@ -83,6 +84,7 @@ PROBLEMS = {
                           "--class-mismatch", "0", "0.25", "0.5", "0.75", "1", "--labeled-classes", "0", "1", "2", "3",
                           "4", "5", "--methods", "supervised", "fixmatch", "uda", "mean_teacher", "mixmatch",
                           "meta_pseudo_labels", "meta_pseudo_labels:feedback=none"]],
+    "fmnist1000-family": lambda: [FMNIST1000 + ["--no-augment", "--methods", *FAMILY, *BASELINES[1:]]],
     "digits-family": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *FAMILY,
                                *BASELINES[1:]]],
     "sst2-20-family": lambda: [sst2(20) + ["--methods", *FAMILY, *BASELINES[1:]]],

@@ -50,7 +50,11 @@ def test_two_processes_equal_one_at_the_same_global_batch(tmp_path):
         one.history[-1]["test_accuracy"], abs=1e-3)
 
 
-@pytest.mark.parametrize("method", ["freematch", "simmatch"])
+STATISTICS = {"freematch": ["time_p", "p_model", "label_hist"], "simmatch": ["bank", "bank_labels"],
+              "flexmatch": ["selected", "beta"], "softmatch": ["mu", "variance"]}
+
+
+@pytest.mark.parametrize("method", sorted(STATISTICS))
 def test_a_methods_statistics_are_global_two_processes_equal_one(method, tmp_path):
     """FreeMatch's thresholds and SimMatch's labeled memory bank are computed over the global batch:
     two processes at batch b give the weights and the statistics of one process at batch 2b. (The
@@ -67,8 +71,7 @@ def test_a_methods_statistics_are_global_two_processes_equal_one(method, tmp_pat
         torch.testing.assert_close(weights(two)[key], value, rtol=1e-5, atol=1e-6)
     extra_one = torch.load(os.path.join(tmp_path, "one", "checkpoint.pt"), weights_only=False)["method"]["extra"]
     extra_two = torch.load(os.path.join(two, "checkpoint.pt"), weights_only=False)["method"]["extra"]
-    keys = ["time_p", "p_model", "label_hist"] if method == "freematch" else ["bank", "bank_labels"]
-    for key in keys:
+    for key in STATISTICS[method]:
         torch.testing.assert_close(extra_two[key], extra_one[key], rtol=1e-5, atol=1e-6)
     if method == "freematch":
         assert float(extra_one["time_p"]) != pytest.approx(0.5)  # the EMA moved from 1/C

@@ -155,3 +155,20 @@ def test_classical_baselines_read_the_clean_embedding():
     assert np.array_equal(as_features(stacks), stacks[:, 0])
     images = np.zeros((2, 3, 4, 4), np.uint8)
     assert as_features(images).shape == (2, 48)
+
+
+@pytest.mark.parametrize("method", ["sequencematch", "defixmatch", "comatch"])
+def test_the_family_trains_on_cached_views(folder, method):
+    """A medium view, a labeled strong view and a second strong view come from the cached views."""
+    summary = Trainer(config(folder, method=method, steps=4)).fit()
+    assert np.isfinite(summary["final_test_loss"])
+
+
+def test_compare_embeds_once_and_scores_methods_and_baselines_on_the_embeddings(folder, tmp_path):
+    from mentor.compare import compare
+
+    result = compare(config(folder, method="supervised", steps=3, out=None), methods=["supervised", "fixmatch"],
+                     baselines=["logistic_regression"], folds=2, out=str(tmp_path / "cmp"), progress=False)
+    rows = {r["label"]: r for r in result["tables"]["all"]["rows"]}
+    assert {"supervised", "fixmatch"} <= set(rows) and any(r["baseline"] for r in rows.values())
+    assert len([f for f in cache_files(tmp_path) if f.endswith(".npy")]) == 2  # training and test, made once

@@ -26,11 +26,11 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
-from ..data import ArrayDataset, load_dataset
+from ..data import ArrayDataset
 from ..data.files import write_atomically, write_json_atomically
 from ..errors import MentorError
 from ..train import TrainConfig, Trainer
-from ..train.run_data import prepare_data
+from ..train.run_data import load_configured_dataset, prepare_data
 from ..train.trainer import CHECKPOINT
 from .baselines import as_features, fit_baseline
 from .plan import Cell
@@ -160,8 +160,7 @@ def _dataset_for(config: TrainConfig) -> ArrayDataset:
         return _GIVEN
     key = _dataset_key(config)
     if key not in _DATASETS:
-        remember_dataset(config, load_dataset(config.dataset, config.data_path, seed=config.seed,
-                                              **config.dataset_options))  # one at a time: seeds would pile up
+        remember_dataset(config, load_configured_dataset(config))  # one at a time: seeds would pile up
     return _DATASETS[key]
 
 

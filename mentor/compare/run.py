@@ -24,12 +24,12 @@ import time
 from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..data import ArrayDataset, load_dataset
+from ..data import ArrayDataset
 from ..data.files import write_json_atomically
 from ..errors import ConfigError
 from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
-from ..train.run_data import prepare_data
+from ..train.run_data import load_configured_dataset, prepare_data
 from .cells import available_cores, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
 from .output import _pct, write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
@@ -75,7 +75,7 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
 
     loaded = dataset
     if loaded is None:
-        loaded = load_dataset(config.dataset, config.data_path, seed=seeds[0], **config.dataset_options)
+        loaded = load_configured_dataset(config, seed=seeds[0])
     if getattr(loaded, "streamed", False):
         raise ConfigError("mentor compare scores every method and baseline on examples held in memory; "
                           f"--dataset {config.dataset} streams its pool: compare on a subset in memory "
@@ -83,7 +83,7 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     if dataset is None:
         remember_dataset(replace(config, seed=seeds[0]), loaded)  # the cells of seeds[0] run here with one job
     features = not loaded.is_image
-    if features and config.strong_noise is None:
+    if features and config.strong_noise is None and loaded.cached_views is None:  # embeddings bring their views
         config = replace(config, strong_noise=FEATURE_NOISE)
     entries = resolve_entries(methods, baselines, features)
     settings = study_settings(unlabeled_fractions, class_mismatch, labeled_classes, loaded.num_classes)

@@ -52,6 +52,9 @@ class ArrayDataset:
     # What the trainer asks of any dataset (the same as of a ShardDataset, whose examples are on disk).
     streamed = False
     workers = 0
+    # (weak, strong) views cached per example (mentor.embedding's EmbeddedDataset), or None: the
+    # views are made at each step
+    cached_views = None
 
     def take_train(self, indices) -> np.ndarray:
         """Stored training examples by index."""

@@ -6,19 +6,30 @@ same way from a TrainConfig.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from ..data import ArrayDataset, Split, load_dataset, make_split, validate_dataset
 from ..data.classes import restrict_classes
 from ..data.splits import add_label_noise
-from ..embedding import embed_dataset, split_options
+from ..embedding import EmbeddedDataset, embed_dataset, split_options
 from ..errors import ConfigError
 from .config import TrainConfig
 
 
 def is_streamed(dataset) -> bool:
     return bool(getattr(dataset, "streamed", False))
+
+
+def load_configured_dataset(config: TrainConfig, seed: Optional[int] = None):
+    """The dataset ``config`` names, loaded with its options and, with ``embed=``, as cached
+    embeddings (mentor.embedding): what ``prepare_data`` starts from, for callers that keep one
+    loaded dataset for many runs (mentor compare's cells)."""
+    embed, options = split_options(config.dataset_options)
+    dataset = load_dataset(config.dataset, config.data_path, seed=config.seed if seed is None else seed, **options)
+    if embed and not is_streamed(dataset):
+        dataset = embed_dataset(dataset, embed, progress=config.progress)
+    return dataset
 
 
 def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split]:
@@ -31,7 +42,7 @@ def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split
         dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **options)
     elif isinstance(dataset, ArrayDataset):
         dataset = validate_dataset(dataset)
-    if embed:  # images -> cached embeddings of a pretrained backbone (clean + augmented views)
+    if embed and not isinstance(dataset, EmbeddedDataset):  # images -> cached embeddings of a pretrained backbone
         if is_streamed(dataset):
             raise ConfigError("embed= takes an in-memory image dataset; a dataset streamed from shards is not embedded")
         dataset = embed_dataset(dataset, embed, progress=config.progress)
