@@ -46,6 +46,9 @@ FMNIST1000 = ["--dataset", "fashion_mnist", "--num-labeled", "1000", "--model", 
 # supervised training, every default.
 FAMILY = ["supervised", "fixmatch", "flexmatch", "freematch", "softmatch", "adamatch", "simmatch", "comatch",
           "crmatch", "dash", "defixmatch", "refixmatch", "sequencematch"]
+EMA_ABLATION = ["supervised", "freematch", "freematch:momentum=0.99", "softmatch",
+                "softmatch:momentum=0.99:dist_align_momentum=0.99", "adamatch", "adamatch:dist_align_momentum=0.99",
+                "--baselines", "none"]
 # bench/pretrained.py's CIFAR-10 pool (10k images) on frozen EfficientNet-Lite0 embeddings, its ssl settings
 CIFAR_EMBEDDED = ["--dataset", "npz", "--data-path", "data/cifar10-10k.npz", "--data-hp", "embed=efficientnet_lite0",
                   "embed_resolution=128", "embed_views=2", "--model", "mlp", "--model-hp", "hidden=256",
@@ -85,6 +88,10 @@ PROBLEMS = {
                           "4", "5", "--methods", "supervised", "fixmatch", "uda", "mean_teacher", "mixmatch",
                           "meta_pseudo_labels", "meta_pseudo_labels:feedback=none"]],
     "fmnist1000-family": lambda: [FMNIST1000 + ["--no-augment", "--methods", *FAMILY, *BASELINES[1:]]],
+    # Short runs against the papers' EMAs (momentum 0.999 is a 1,000-step memory, a whole run here):
+    # the same methods with 0.99, on validation folds (the choice of defaults reads validation only).
+    "family-ema-sst2-20": lambda: [sst2(20) + ["--methods", *EMA_ABLATION]],
+    "family-ema-digits": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *EMA_ABLATION]],
     "digits-family": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *FAMILY,
                                *BASELINES[1:]]],
     "sst2-20-family": lambda: [sst2(20) + ["--methods", *FAMILY, *BASELINES[1:]]],
