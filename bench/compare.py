@@ -5,7 +5,10 @@
     python bench/compare.py amount        # 10 / 30 / 100% of the pool, the three best of fmnist1000 on validation
     python bench/compare.py fmnist1000-noaug   # fmnist1000 without the weak view's flips and shifts
     python bench/compare.py digits-family sst2-20-family sst2-100-family fmnist1000-family cifar10-40-family \
-        cifar10-250-family   # the modern pseudo-labelling family
+        cifar10-250-family   # the modern pseudo-labelling family, every default
+    python bench/compare.py family-ema-sst2-20 family-ema-digits family-extra-sst2-20 family-extra-digits \
+        cifar10-40-folds   # how its defaults were chosen (validation folds only)
+    python bench/compare.py cifar10-40-family-after   # CIFAR-10-40 with the chosen defaults (test only)
 
 Each problem is one `mentor compare` command line (printed, and kept with its table), run with
 --resume into bench/runs/compare/PROBLEM, so a stopped benchmark continues where it stopped and
@@ -49,6 +52,9 @@ FAMILY = ["supervised", "fixmatch", "flexmatch", "freematch", "softmatch", "adam
 EMA_ABLATION = ["supervised", "freematch", "freematch:momentum=0.99", "softmatch",
                 "softmatch:momentum=0.99:dist_align_momentum=0.99", "adamatch", "adamatch:dist_align_momentum=0.99",
                 "--baselines", "none"]
+EXTRA_ABLATION = ["supervised", "defixmatch", "defixmatch:unlabeled_weight=0.5", "fixmatch",
+                  "fixmatch:dist_align=true", "fixmatch:debias=0.5", "refixmatch", "refixmatch:kl_on=confident",
+                  "--baselines", "none"]
 # bench/pretrained.py's CIFAR-10 pool (10k images) on frozen EfficientNet-Lite0 embeddings, its ssl settings
 CIFAR_EMBEDDED = ["--dataset", "npz", "--data-path", "data/cifar10-10k.npz", "--data-hp", "embed=efficientnet_lite0",
                   "embed_resolution=128", "embed_views=2", "--model", "mlp", "--model-hp", "hidden=256",
@@ -92,6 +98,18 @@ PROBLEMS = {
     # the same methods with 0.99, on validation folds (the choice of defaults reads validation only).
     "family-ema-sst2-20": lambda: [sst2(20) + ["--methods", *EMA_ABLATION]],
     "family-ema-digits": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *EMA_ABLATION]],
+    # The shared options on FixMatch, DeFixMatch's lambda_u and ReFixMatch's USB variant, on validation folds.
+    "family-extra-sst2-20": lambda: [sst2(20) + ["--methods", *EXTRA_ABLATION]],
+    "family-extra-digits": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *EXTRA_ABLATION]],
+    # test-only, after the short-run EMA defaults (0.99) and beside the options that fix FixMatch's marginal
+    # (defixmatch, fixmatch and refixmatch at their defaults are in cifar10-40-family)
+    "cifar10-40-family-after": lambda: [CIFAR_EMBEDDED + ["--num-labeled", "40", "--folds", "0", "--methods",
+                                                         "supervised", "freematch", "softmatch", "adamatch",
+                                                         *[m for m in EXTRA_ABLATION[2:-2] if ":" in m]]],
+    # the few-label regime on validation folds (4 folds: one held-out label per class and fold, 40 pooled)
+    "cifar10-40-folds": lambda: [CIFAR_EMBEDDED + ["--num-labeled", "40", "--folds", "4", "--methods", "supervised",
+                                                  "fixmatch", "flexmatch", "simmatch", "refixmatch",
+                                                  "logistic_regression"]],
     "digits-family": lambda: [["--dataset", "digits", "--num-labeled", "50", "--methods", *FAMILY,
                                *BASELINES[1:]]],
     "sst2-20-family": lambda: [sst2(20) + ["--methods", *FAMILY, *BASELINES[1:]]],

@@ -14,7 +14,16 @@ parser.add_argument("--resume", action="store_true")
 parser.add_argument("--shards", help="a folder of train/test/pool shards (tests/test_shards.py): stream from them")
 parser.add_argument("--fixed-strong-view", action="store_true",
                     help="a strong view with no random draw (1.5 x), so that a 1-process run can draw the same")
+parser.add_argument("--each", help="comma-separated methods trained one after another into OUT/METHOD (one launch)")
 args = parser.parse_args()
+
+if args.each:
+    for method in args.each.split(","):
+        Trainer(TrainConfig(method=method, dataset="two_moons", num_labeled=20, batch_size=5, unlabeled_batch_size=32,
+                            steps=6, eval_every=3, strong_noise=0.2, model_options={"hidden": [16]}, device="cpu",
+                            out=os.path.join(args.out, method), progress=False, seed=3)).fit()
+    shutdown()
+    raise SystemExit(0)
 
 config = TrainConfig(method=args.method, dataset="two_moons", num_labeled=20, batch_size=5, unlabeled_batch_size=32,
                      steps=12, eval_every=4, strong_noise=0.2, method_options={"threshold": 0.5}

@@ -1,6 +1,7 @@
 """torchrun: 2 processes on CPU with gloo equal 1 process at the same global batch, every rank
 writes nothing but rank 0, and a killed 2-process run resumes on the same trajectory."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -75,6 +76,15 @@ def test_a_methods_statistics_are_global_two_processes_equal_one(method, tmp_pat
         torch.testing.assert_close(extra_two[key], extra_one[key], rtol=1e-5, atol=1e-6)
     if method == "freematch":
         assert float(extra_one["time_p"]) != pytest.approx(0.5)  # the EMA moved from 1/C
+
+
+def test_the_rest_of_the_family_runs_under_torchrun(tmp_path):
+    """The methods whose statistics are not compared above train in two processes to the end."""
+    family = ["adamatch", "comatch", "crmatch", "dash", "defixmatch", "refixmatch", "sequencematch"]
+    torchrun(os.path.join(ROOT, "tests", "dist_worker.py"), "--out", str(tmp_path), "--each", ",".join(family))
+    for method in family:
+        summary = json.load(open(tmp_path / method / "summary.json"))
+        assert summary["processes"] == 2 and math.isfinite(summary["final_test_loss"]), method
 
 
 @pytest.mark.parametrize("method", ["fixmatch", "meta_pseudo_labels"])

@@ -336,7 +336,8 @@ class Method:
             "device_generator": None if self._device_generator is None else self._device_generator.get_state(),
             "step_index": self.step_index,
             "extra": self.extra_state(),
-            "pseudo_labels": None if self.pseudo_label_adjustment is None else self.pseudo_label_adjustment.state_dict(),
+            "pseudo_labels": (None if self.pseudo_label_adjustment is None
+                              else self.pseudo_label_adjustment.state_dict()),
         }
 
     def load_state_dict(self, state: dict) -> None:
