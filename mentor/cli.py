@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", metavar="NAME[:KEY=VALUE...]",
                    help="methods (with options, e.g. meta_pseudo_labels:feedback=none) and scikit-learn baselines "
                         "(logistic_regression, gradient_boosting, label_spreading, self_training); supervised is "
-                        "always added. Default: supervised fixmatch uda mean_teacher mixmatch meta_pseudo_labels refixmatch, "
+                        "always added. Default: supervised fixmatch uda mean_teacher mixmatch meta_pseudo_labels simmatch, "
                         "plus the baselines on feature data")
     p.add_argument("--baselines", nargs="+", metavar="NAME",
                    help="scikit-learn baselines (default on feature data: logistic_regression gradient_boosting "

@@ -116,3 +116,16 @@ def test_replayable_noise_draws_as_plain_layers_and_replays_its_draw():
     assert layers[0].noise_mode is None
     with pytest.raises(ConfigError, match="'1' \\(Dropout2d\\) draws noise that cannot be replayed"):
         make_noise_replayable(nn.Sequential(nn.Conv2d(3, 3, 1), nn.Dropout2d(0.2)))
+
+
+@pytest.mark.parametrize("name,shape", [("wrn28_2", (3, 32, 32)), ("cnn13", (3, 32, 32)), ("small_cnn", (1, 28, 28)),
+                                        ("mlp", (13,)), ("residual_mlp", (13,)), ("efficientnet_lite0", (3, 32, 32))])
+def test_every_model_exposes_its_features_for_heads(name, shape):
+    """SimMatch's, CoMatch's and CRMatch's heads read any model's features the same way: the input
+    of its classifier, sized by feature_dim (no special case per model or per method)."""
+    from mentor.models.layers import feature_dim, features_and_logits, projection_head
+
+    model = create_model(name, shape, 7)
+    features, logits = features_and_logits(model, torch.randn(2, *shape))
+    assert logits.shape == (2, 7) and features.shape == (2, feature_dim(model))
+    assert projection_head(model, 5)(features).shape == (2, 5)
