@@ -189,7 +189,7 @@ def test_simmatch_unfolded_and_aggregated_labels_for_a_given_bank():
     probs = torch.tensor([[0.8, 0.2]])
     similarity = torch.tensor([[1.0, 0.0, 0.5]])
     labels = torch.tensor([0, 1, 1])
-    unfolded, aggregated = unfold_and_aggregate(probs, similarity, labels, 2, temperature=1.0, alpha=0.9)
+    unfolded, aggregated = unfold_and_aggregate(probs, similarity, labels, temperature=1.0, alpha=0.9)
     e = [math.exp(1.0), 1.0, math.exp(0.5)]
     t = [v / sum(e) for v in e]
     u = [t[0] * 0.8, t[1] * 0.2, t[2] * 0.2]

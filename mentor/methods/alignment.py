@@ -40,14 +40,11 @@ OPTIONS: Dict[str, object] = {"dist_align": "none", "dist_align_window": 128, "d
 
 class SingleProcess:
     """The collectives a method's statistics use, on one process (mentor.train.distributed's
-    Context gives the same three over every rank of a torchrun run)."""
+    Context gives the same over every rank of a torchrun run)."""
 
     world = 1
 
     def mean(self, t: torch.Tensor) -> torch.Tensor:
-        return t
-
-    def sum(self, t: torch.Tensor) -> torch.Tensor:
         return t
 
     def all_gather(self, t: torch.Tensor) -> torch.Tensor:
@@ -65,7 +62,7 @@ class ClassMarginal:
             raise ConfigError(f"a class-marginal window is a number of batches >= 0 (0: EMA), got {window}")
         if not 0.0 <= momentum < 1.0:
             raise ConfigError(f"a class-marginal momentum must be in [0, 1), got {momentum}")
-        self.num_classes, self.window, self.momentum = num_classes, int(window), float(momentum)
+        self.window, self.momentum = int(window), float(momentum)
         self.history = torch.empty(0, num_classes)  # window form: the last batch means
         self.value = None if initial is None else initial.clone().float()
 

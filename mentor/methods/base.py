@@ -34,7 +34,7 @@ Contract used by the trainer and the conformance tests:
 - ``labeled_strong_view`` asks the stream for a strong view of the labeled batch (``x_l_strong``,
   DeFixMatch), ``medium_view`` for a medium view of the unlabeled batch (``x_u_medium``,
   SequenceMatch);
-- ``collective`` (set by the trainer) has ``mean``, ``sum`` and ``all_gather`` over the ranks of a
+- ``collective`` (set by the trainer) has ``mean`` and ``all_gather`` over the ranks of a
   torchrun run (identities on one process), for statistics the paper computes over the whole
   batch (EMAs of confidence, class counts, memory banks);
 - all randomness comes from the global torch RNG (seeded by the trainer), from
@@ -54,7 +54,8 @@ from torch import nn
 
 from ..data.streams import Batch
 from ..errors import CheckpointError, ConfigError
-from .alignment import OPTIONS as PSEUDO_LABEL_OPTIONS, PseudoLabelAdjustment, SingleProcess
+from ..models.layers import features_and_logits
+from .alignment import OPTIONS as PSEUDO_LABEL_OPTIONS, PseudoLabelAdjustment, SingleProcess, rescale
 
 ModelFactory = Callable[[], nn.Module]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # (params, lr=None) -> optimizer
@@ -221,8 +222,8 @@ class Method:
         adjust = self.pseudo_label_adjustment
         if adjust is None or not adjust.active:
             return probs
-        labeled_probs = None if labeled_logits is None else F.softmax(labeled_logits.detach().float(), dim=-1)
-        return adjust(probs, self.collective, self.label_frequencies, labeled_probs)
+        probs = probs.detach().float()
+        return rescale(probs, self._pseudo_label_log_factor(probs, labeled_logits).exp())
 
     def adjust_pseudo_label_logits(self, logits: torch.Tensor, temperature: float = 1.0,
                                    labeled_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -232,10 +233,13 @@ class Method:
         adjust = self.pseudo_label_adjustment
         if adjust is None or not adjust.active:
             return logits
-        probs = F.softmax(logits.detach().float() / temperature, dim=-1)
-        labeled_probs = None if labeled_logits is None else F.softmax(labeled_logits.detach().float(), dim=-1)
-        factor = adjust.log_factor(probs, self.collective, self.label_frequencies, labeled_probs)
+        factor = self._pseudo_label_log_factor(F.softmax(logits.detach().float() / temperature, dim=-1),
+                                               labeled_logits)
         return logits + temperature * factor.to(logits.dtype)
+
+    def _pseudo_label_log_factor(self, probs: torch.Tensor, labeled_logits: Optional[torch.Tensor]) -> torch.Tensor:
+        labeled_probs = None if labeled_logits is None else F.softmax(labeled_logits.detach().float(), dim=-1)
+        return self.pseudo_label_adjustment.log_factor(probs, self.collective, self.label_frequencies, labeled_probs)
 
     def label_frequencies(self) -> torch.Tensor:
         """The labeled set's class frequencies (ReMixMatch's alignment target)."""
@@ -375,6 +379,19 @@ def fused_forward(model, *views):
     split back, upcast to float32 when the forward ran in half precision (float64 stays)."""
     logits = upcast(model(torch.cat(views)))
     return logits.split([len(v) for v in views])
+
+
+def fused_features_and_logits(model, *views):
+    """``fused_forward`` that also returns the features the classifier reads (for heads on them:
+    projections, rotation and distance heads), both split back per view."""
+    features, logits = features_and_logits(model, torch.cat(views))
+    sizes = [len(v) for v in views]
+    return features.split(sizes), upcast(logits).split(sizes)
+
+
+def head_per_view(head: nn.Module, features) -> Tuple[torch.Tensor, ...]:
+    """A head over several views' features in one call (one kernel per layer), split back."""
+    return upcast(head(torch.cat(features))).split([len(f) for f in features])
 
 
 def resolve_steps(name: str, value, total_steps: int) -> int:

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
-from ..models.layers import features_and_logits, projection_head
+from ..models.layers import projection_head
 from ..registry import METHODS
-from .base import Method, StepOutput, upcast
+from .base import Method, StepOutput, fused_features_and_logits, head_per_view
 
 
 def smooth_with_memory(probs, z_weak, queue_z, queue_probs, temperature: float, alpha: float):
@@ -78,28 +78,24 @@ class CoMatch(Method):
 
     def loss(self, batch):
         strong_2 = self.draw_strong_view(batch)
-        features, logits = features_and_logits(self.models["model"],
-                                               torch.cat([batch.x_l, batch.x_u, batch.x_u_strong, strong_2]))
-        logits = upcast(logits)
-        z = F.normalize(upcast(self.models["projection"](features)), dim=-1)
-        b_l, b_u = len(batch.x_l), len(batch.x_u)
-        logits_l, logits_weak, logits_strong = logits[:b_l], logits[b_l:b_l + b_u], logits[b_l + b_u:b_l + 2 * b_u]
-        z_l, z_w, z_s1, z_s2 = z[:b_l], z[b_l:b_l + b_u], z[b_l + b_u:b_l + 2 * b_u], z[b_l + 2 * b_u:]
+        features, (logits_l, logits_weak, logits_strong, _) = fused_features_and_logits(
+            self.models["model"], batch.x_l, batch.x_u, batch.x_u_strong, strong_2)
+        z_l, z_w, z_s1, z_s2 = (F.normalize(z, dim=-1) for z in head_per_view(self.models["projection"], features))
         loss_l = F.cross_entropy(logits_l, batch.y_l)
         with torch.no_grad():
             probs = self.adjust_pseudo_labels(F.softmax(logits_weak.detach(), dim=-1), logits_l)
             unsmoothed = probs
-            queue_length = self.queue_batches * (b_l + b_u) * self.collective.world
+            queue_length = self.queue_batches * (len(z_l) + len(z_w)) * self.collective.world
             if len(self.queue_z) >= queue_length:
-                probs = smooth_with_memory(probs, z_w.detach(), self.queue_z.to(z.device),
-                                           self.queue_probs.to(z.device), self.temperature, self.alpha)
+                probs = smooth_with_memory(probs, z_w.detach(), self.queue_z.to(z_w.device),
+                                           self.queue_probs.to(z_w.device), self.temperature, self.alpha)
             mask = (probs.max(dim=-1).values >= self.threshold).float()
             graph = pseudo_label_graph(probs, self.contrast_threshold)
             entering_z = self.collective.all_gather(torch.cat([z_w.detach(), z_l.detach()]))
             entering_p = self.collective.all_gather(
                 torch.cat([unsmoothed, F.one_hot(batch.y_l, self.num_classes).float()]))
-            self.queue_z = torch.cat([self.queue_z.to(z.device), entering_z])[-queue_length:]
-            self.queue_probs = torch.cat([self.queue_probs.to(z.device), entering_p])[-queue_length:]
+            self.queue_z = torch.cat([self.queue_z.to(z_w.device), entering_z])[-queue_length:]
+            self.queue_probs = torch.cat([self.queue_probs.to(z_w.device), entering_p])[-queue_length:]
         loss_u = (soft_cross_entropy(logits_strong, probs, reduction="none") * mask).mean()
         loss_c = graph_contrastive_loss(z_s1, z_s2, graph, self.temperature)
         loss = loss_l + self.unlabeled_weight * loss_u + self.contrast_weight * loss_c

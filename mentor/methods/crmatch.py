@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.layers import feature_dim, features_and_logits, projection_head
+from ..models.layers import feature_dim, projection_head
 from ..registry import METHODS
-from .base import StepOutput, upcast
+from .base import StepOutput, fused_features_and_logits, head_per_view, upcast
 from .fixmatch import FixMatch
 
 
@@ -56,21 +56,18 @@ class CRMatch(FixMatch):
         if self.rotates:
             rotated, rotation = all_rotations(batch.x_u[:len(batch.x_l)])
             parts.append(rotated)
-        features, logits = features_and_logits(self.models["model"], torch.cat(parts))
-        logits = upcast(logits)
-        b_l, b_u = len(batch.x_l), len(batch.x_u)
-        logits_l, logits_weak, logits_strong = logits[:b_l], logits[b_l:b_l + b_u], logits[b_l + b_u:b_l + 2 * b_u]
+        features, (logits_l, logits_weak, logits_strong, *_) = fused_features_and_logits(self.models["model"], *parts)
         loss_l = F.cross_entropy(logits_l, batch.y_l)
         probs, weights, targets = self.pseudo_labels(logits_weak, logits_l, batch)
         loss_u = (F.cross_entropy(logits_strong, targets, reduction="none") * weights).mean()
-        distance = upcast(self.models["distance_head"](features[b_l:b_l + 2 * b_u]))
-        cosine = F.cosine_similarity(distance[b_u:], distance[:b_u], dim=-1)
+        distance_weak, distance_strong = head_per_view(self.models["distance_head"], features[1:3])
+        cosine = F.cosine_similarity(distance_strong, distance_weak, dim=-1)
         loss_fd = (cosine.clamp_min(0.0) * weights).mean()
         loss = loss_l + self.unlabeled_weight * loss_u + self.distance_weight * loss_fd
         logs = {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "loss_distance": loss_fd.detach(),
                 "mask_rate": weights.mean()}
         if self.rotates:
-            rotation_logits = upcast(self.models["rotation_head"](features[b_l + 2 * b_u:]))
+            rotation_logits = upcast(self.models["rotation_head"](features[3]))
             loss_rotation = F.cross_entropy(rotation_logits, rotation)
             loss = loss + self.rotation_weight * loss_rotation
             logs["loss_rotation"] = loss_rotation.detach()

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
-from ..models.layers import features_and_logits, projection_head
+from ..models.layers import projection_head
 from ..registry import METHODS
-from .base import Method, StepOutput, upcast
+from .base import Method, StepOutput, fused_features_and_logits, head_per_view
 
 
-def unfold_and_aggregate(probs, weak_similarity, bank_labels, num_classes: int, temperature: float, alpha: float):
+def unfold_and_aggregate(probs, weak_similarity, bank_labels, temperature: float, alpha: float):
     """(unfolded instance pseudo-label t^ (B, K), aggregated class pseudo-label q^ (B, C))."""
     t = F.softmax(weak_similarity / temperature, dim=-1)
     labels = bank_labels[None].expand(len(t), -1)
@@ -84,29 +84,25 @@ class SimMatch(Method):
         self.bank_labels[idx] = labels
 
     def loss(self, batch):
-        model = self.models["model"]
-        features, logits = features_and_logits(model, torch.cat([batch.x_l, batch.x_u, batch.x_u_strong]))
-        logits = upcast(logits)
-        z = F.normalize(upcast(self.models["projection"](features)), dim=-1)
-        b_l, b_u = len(batch.x_l), len(batch.x_u)
-        logits_l, logits_strong = logits[:b_l], logits[b_l + b_u:]
-        z_l, z_w, z_s = z[:b_l], z[b_l:b_l + b_u], z[b_l + b_u:]
+        features, (logits_l, logits_weak, logits_strong) = fused_features_and_logits(
+            self.models["model"], batch.x_l, batch.x_u, batch.x_u_strong)
+        z_l, z_w, z_s = (F.normalize(z, dim=-1) for z in head_per_view(self.models["projection"], features))
         if self.bank is None:
-            self._init_bank(z.device)
+            self._init_bank(z_l.device)
         bank = self.bank.clone()  # the bank is updated below, before the backward pass reads it
         loss_l = F.cross_entropy(logits_l, batch.y_l)
         with torch.no_grad():
-            probs = F.softmax(logits[b_l:b_l + b_u].detach(), dim=-1)
+            probs = F.softmax(logits_weak.detach(), dim=-1)
             probs = self.adjust_pseudo_labels(probs, logits_l)
             unfolded, targets = unfold_and_aggregate(probs, z_w.detach() @ bank.T, self.bank_labels,
-                                                     self.num_classes, self.temperature, self.alpha)
+                                                     self.temperature, self.alpha)
             mask = (targets.max(dim=-1).values >= self.threshold).float()
         student = F.log_softmax(z_s @ bank.T / self.temperature, dim=-1)
         loss_in = -(unfolded * student).sum(-1).mean()
         loss_u = (soft_cross_entropy(logits_strong, targets, reduction="none") * mask).mean()
         loss = loss_l + self.unlabeled_weight * loss_u + self.instance_weight * loss_in
         with torch.no_grad():
-            self.update_bank(z_l.detach(), batch.idx_l.to(z.device), batch.y_l)
+            self.update_bank(z_l.detach(), batch.idx_l.to(z_l.device), batch.y_l)
         return StepOutput(loss, {"loss_l": loss_l.detach(), "loss_u": loss_u.detach(), "loss_in": loss_in.detach(),
                                  "mask_rate": mask.mean()})
 

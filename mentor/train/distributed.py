@@ -22,8 +22,8 @@ not in the methods:
 - A checkpoint keeps every rank's random state (view generator, torch RNG), so a killed run
   resumes on the same trajectory with the same N (a different N is refused).
 Statistics a method keeps (FreeMatch's thresholds, FlexMatch's class counts, SimMatch's memory
-bank) are computed over the global batch through ``method.collective`` (this Context: ``mean``,
-``sum``, ``all_gather``), so they too stay equal on every rank and equal the 1-process run's.
+bank) are computed over the global batch through ``method.collective`` (this Context: ``mean``
+and ``all_gather``), so they too stay equal on every rank and equal the 1-process run's.
 Methods that draw batches of their own (DivideMix's clean and noisy streams, Noisy Student's
 selection, ReMixMatch's extra strong views) draw the same examples on every rank.
 """
