@@ -324,6 +324,16 @@ def test_every_pseudo_labelling_method_takes_the_shared_options(name):
         create_method("supervised", partial(MLP, (3,), 3), 3, dist_align="true")
 
 
+@pytest.mark.parametrize("name,options,named", [("simmatch", {"proj_dim": 0}, "proj_dim"),
+                                                ("comatch", {"proj_dim": 0}, "proj_dim"),
+                                                ("freematch", {"momentum": 1.5}, "momentum"),
+                                                ("softmatch", {"momentum": -0.1}, "momentum"),
+                                                ("dash", {"gamma": 1.0}, "gamma")])
+def test_bad_options_are_named(name, options, named):
+    with pytest.raises(ConfigError, match=named):
+        create_method(name, partial(MLP, (3,), 3, hidden=(4,)), 3, **options)
+
+
 def test_dist_align_blocks_capture_and_names_why():
     assert method("fixmatch").capture_blocker() is None
     assert "dist_align" in method("fixmatch", dist_align="uniform").capture_blocker()

@@ -61,9 +61,9 @@ class CoMatch(Method):
                  temperature: float = 0.2, alpha: float = 0.9, proj_dim: int = 64, queue_batches: int = 5,
                  unlabeled_weight: float = 1.0, contrast_weight: float = 1.0):
         super().__init__(model_factory, num_classes, seed)
-        if temperature <= 0 or not 0 <= alpha <= 1 or int(queue_batches) < 1:
-            raise ConfigError(f"comatch needs temperature > 0, alpha in [0, 1], queue_batches >= 1; got "
-                              f"{temperature}, {alpha}, {queue_batches}")
+        if temperature <= 0 or not 0 <= alpha <= 1 or int(queue_batches) < 1 or int(proj_dim) < 1:
+            raise ConfigError(f"comatch needs temperature > 0, alpha in [0, 1], queue_batches >= 1, proj_dim >= 1; "
+                              f"got {temperature}, {alpha}, {queue_batches}, {proj_dim}")
         self.threshold, self.contrast_threshold = float(threshold), float(contrast_threshold)
         self.temperature, self.alpha, self.proj_dim = float(temperature), float(alpha), int(proj_dim)
         self.queue_batches = int(queue_batches)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..registry import METHODS
 from .fixmatch import FixMatch
 
@@ -81,6 +82,8 @@ class FreeMatch(FixMatch):
     def __init__(self, model_factory, num_classes, seed=0, momentum: float = 0.99, fairness_weight: float = 0.01,
                  unlabeled_weight: float = 1.0):
         super().__init__(model_factory, num_classes, seed, threshold=0.0, unlabeled_weight=unlabeled_weight)
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"freematch's momentum must be in [0, 1), got {momentum}")
         self.momentum, self.fairness_weight = float(momentum), float(fairness_weight)
         uniform = torch.full((num_classes,), 1.0 / num_classes)
         self.statistics = {"time_p": torch.tensor(1.0 / num_classes), "p_model": uniform.clone(),

@@ -54,9 +54,9 @@ class SimMatch(Method):
                  alpha: float = 0.9, proj_dim: int = 128, bank_momentum: float = 0.7, unlabeled_weight: float = 1.0,
                  instance_weight: float = 1.0):
         super().__init__(model_factory, num_classes, seed)
-        if temperature <= 0 or not 0 <= alpha <= 1 or not 0 <= bank_momentum < 1:
-            raise ConfigError(f"simmatch needs temperature > 0, alpha in [0, 1], bank_momentum in [0, 1); got "
-                              f"{temperature}, {alpha}, {bank_momentum}")
+        if temperature <= 0 or not 0 <= alpha <= 1 or not 0 <= bank_momentum < 1 or int(proj_dim) < 1:
+            raise ConfigError("simmatch needs temperature > 0, alpha in [0, 1], bank_momentum in [0, 1), proj_dim >= 1; "
+                              f"got {temperature}, {alpha}, {bank_momentum}, {proj_dim}")
         self.threshold, self.temperature, self.alpha = float(threshold), float(temperature), float(alpha)
         self.proj_dim, self.bank_momentum = int(proj_dim), float(bank_momentum)
         self.unlabeled_weight, self.instance_weight = float(unlabeled_weight), float(instance_weight)

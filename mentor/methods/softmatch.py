@@ -52,6 +52,8 @@ class SoftMatch(FixMatch):
         super().__init__(model_factory, num_classes, seed, threshold=0.0, unlabeled_weight=unlabeled_weight)
         if n_sigma <= 0:
             raise ConfigError(f"n_sigma must be positive, got {n_sigma}")
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"softmatch's momentum must be in [0, 1), got {momentum}")
         self.momentum, self.n_sigma = float(momentum), float(n_sigma)
         self.mu, self.variance = torch.tensor(1.0 / num_classes), torch.tensor(1.0)
 
