@@ -244,7 +244,7 @@ def cmd_noisy_student(args) -> int:
 
 
 COMPARE_FLAGS = ("methods", "seeds", "folds", "jobs", "baselines", "unlabeled_fraction", "class_mismatch",
-                 "labeled_classes", "fit_best")
+                 "labeled_classes", "fit_best", "choice_rule")
 
 
 def cmd_compare(args) -> int:
@@ -262,13 +262,21 @@ def cmd_compare(args) -> int:
     result = compare(config, methods=own["methods"], seeds=seeds, folds=own["folds"], out=config.out,
                      jobs=own["jobs"], resume=resume, baselines=baselines,
                      unlabeled_fractions=own["unlabeled_fraction"], class_mismatch=own["class_mismatch"],
-                     labeled_classes=own["labeled_classes"], fit_best=own["fit_best"], progress=config.progress)
+                     labeled_classes=own["labeled_classes"], fit_best=own["fit_best"], progress=config.progress,
+                     rule=own["choice_rule"])
     print(format_tables(result))
     if result.get("best"):
-        print(f"\n--fit-best: {result['best']['label']} trained on every label: {result['best']['folder']} "
-              "(mentor predict / mentor export take it)" + (f"; {result['best']['note']}" if result['best']['note'] else ""))
+        print("\n" + best_line(result["best"]))
     print(f"\nwrote {os.path.join(config.out, 'compare.json')} and {os.path.join(config.out, 'report.html')}")
     return 0
+
+
+def best_line(best: dict) -> str:
+    """What --fit-best delivered, in one line."""
+    how = {"network": "trained on every label", "classical": "fitted on every label",
+           "ensemble": "its members' fold models, as validated"}[best.get("kind", "network")]
+    return (f"--fit-best: {best['label']} ({how}): {best['folder']} (mentor predict / mentor export / mentor report "
+            "take it)" + (f"; {best['note']}" if best.get("note") else ""))
 
 
 def cmd_demo(args) -> int:
@@ -287,6 +295,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .compare.stats import CHOICE_RULES
     from .inference import MODEL_CHOICES
 
     parser = argparse.ArgumentParser(prog="mentor", description="Semi-supervised learning with teacher-student methods.")
@@ -383,7 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labeled-classes", nargs="+", type=int, metavar="C",
                    help="with --class-mismatch: the labeled classes (default: the first 60%% of the classes)")
     p.add_argument("--fit-best", action="store_true",
-                   help="train the network chosen on validation on every label into OUT/best (a run folder)")
+                   help="deliver the choice into OUT/best: a network trained on every label, a classical baseline "
+                        "fitted on every label, or the ensemble of fold models (mentor predict / export / report "
+                        "take it)")
+    p.add_argument("--choice-rule", choices=CHOICE_RULES,
+                   help="how the choice is made on validation: validation (the best single entry), significant "
+                        "(the best whose interval over supervised excludes zero, else the best of supervised and "
+                        "the baselines), ensemble, validation+ensemble (default: the rule with the lowest measured "
+                        "regret, see README)")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("demo", help="the main demo: mentor compare on built-in data (see README); "
                        "'mentor demo two-moons': the MPL TwoMoon experiment (paper section 3.1)")

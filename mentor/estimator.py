@@ -17,10 +17,13 @@ the only state (``model_``, ``classes_``, ``n_features_in_``), and the estimator
 
 ``method="auto"`` chooses for you: `mentor compare` trains each of ``candidates`` (default
 mentor.compare.DEFAULT_METHODS; entries as on the command line, e.g. "fixmatch:threshold=0.9")
-on ``folds`` stratified folds of the labeled rows, in ``n_jobs`` processes, and the method with
-the best validation accuracy is trained on every row (``chosen_method_``; ``comparison_`` holds
-each candidate's validation accuracy, its difference to supervised training with a 95% interval,
-and the resolution of that validation).
+and the classical ``baselines`` (default mentor.compare.DEFAULT_BASELINES; [] for none) on
+``folds`` stratified folds of the labeled rows, in ``n_jobs`` processes, with the ensemble of
+their fold models, and delivers whatever compare's choice rule picks: a network trained on every
+row, a scikit-learn model fitted on every row, or the ensemble (``chosen_method_``;
+``chosen_kind_``: "network", "classical" or "ensemble"; ``comparison_`` holds each entry's
+validation accuracy, its difference to supervised training with a 95% interval, and the
+resolution of that validation).
 """
 from __future__ import annotations
 
@@ -41,7 +44,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, method: str = "fixmatch", model: str = "mlp", steps: int = 1000, batch_size: int = 64,
                  unlabeled_batch_size: int = 448, lr: float = 0.03, strong_noise: float = 0.15,
                  input_noise=None, ema_decay=None, model_options=None, unlabeled=-1, random_state: int = 0,
-                 device: str = "cpu", candidates=None, folds: int = 5, n_jobs: int = 1, **method_options):
+                 device: str = "cpu", candidates=None, baselines=None, folds: int = 5, n_jobs: int = 1,
+                 **method_options):
         self.method = method
         self.model = model
         self.steps = steps
@@ -56,6 +60,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.candidates = candidates
+        self.baselines = baselines
         self.folds = folds
         self.n_jobs = n_jobs
         self._method_options = method_options  # private: scikit-learn's checks allow no other attribute
@@ -110,9 +115,10 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                              lr=float(self.lr), strong_noise=self.strong_noise, input_noise=self.input_noise,
                              ema_decay=self.ema_decay, eval_every=0, seed=int(self.random_state), device=self.device,
                              progress=False)
+        if self.method == "auto":
+            self.model_ = self._choose(config, dataset)
+            return self
         method, options = self.method, dict(self._method_options)
-        if method == "auto":
-            method, options = self._choose(config, dataset)
         input_noise = self.input_noise
         if input_noise is None and METHODS.get(method).second_view:
             input_noise = self.strong_noise
@@ -124,25 +130,36 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _choose(self, config, dataset):
-        """method='auto': `mentor compare` on folds of the labeled rows (the candidates, default
-        mentor.compare.DEFAULT_METHODS, no classical baselines: the result must be a network);
-        the best on validation is then trained on every row. ``comparison_`` keeps its table."""
-        from .compare import DEFAULT_METHODS, compare
-        from .compare.plan import parse_entry
+        """method='auto': `mentor compare` on folds of the labeled rows (the candidates and the
+        classical baselines), then its choice delivered as --fit-best does (a network trained on
+        every row, a classical model fitted on every row, or the ensemble's fold models), held in
+        memory. ``comparison_`` keeps its table."""
+        import tempfile
 
-        result = compare(config, methods=list(self.candidates or DEFAULT_METHODS), folds=int(self.folds),
-                         dataset=dataset, baselines=[], test=False, jobs=int(self.n_jobs), progress=False)
+        from .compare import DEFAULT_METHODS, compare
+        from .compare.plan import DEFAULT_BASELINES
+        from .inference import load_model
+
+        with tempfile.TemporaryDirectory(prefix="mentor-auto-") as out:
+            result = compare(config, methods=list(self.candidates or DEFAULT_METHODS), folds=int(self.folds),
+                             dataset=dataset, test=False,
+                             baselines=DEFAULT_BASELINES if self.baselines is None else list(self.baselines), jobs=int(self.n_jobs),
+                             progress=False, out=out, fit_best=True)
+            model = load_model(result["best"]["folder"])
         table = result["tables"]["all"]
-        self.chosen_method_ = table["chosen"]
-        self.comparison_ = {"rows": table["rows"], "chosen": table["chosen"], "resolution": table["resolution"]}
-        entry = parse_entry(self.chosen_method_)
-        return entry.method, dict(entry.options)
+        self.chosen_method_, self.chosen_kind_ = table["chosen"], result["best"]["kind"]
+        self.comparison_ = {"rows": table["rows"], "chosen": table["chosen"], "rule": table["rule"],
+                            "resolution": table["resolution"], "ensemble": table.get("ensemble")}
+        return model
 
     @torch.no_grad()
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        x = torch.as_tensor(((X - self.mean_) / self.scale_).astype(np.float32))
+        scaled = ((X - self.mean_) / self.scale_).astype(np.float32)
+        if not isinstance(self.model_, torch.nn.Module):  # method="auto": a delivered model (mentor.inference)
+            return np.asarray(self.model_.predict_proba(scaled), dtype=np.float64)
+        x = torch.as_tensor(scaled)
         parts = [torch.softmax(self.model_(x[i:i + 4096]).float(), dim=-1) for i in range(0, len(x), 4096)]
         return torch.cat(parts).numpy().astype(np.float64)
 

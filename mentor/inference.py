@@ -53,27 +53,56 @@ class Preprocess(nn.Module):
         return (x.float() - self.mean) / self.std
 
 
+def embedder(spec: dict):
+    """For a model trained on cached embeddings (mentor.embedding), the pretrained backbone that
+    embeds new images the same way; None otherwise."""
+    embedding = spec.get("embedding")
+    if not embedding:
+        return None
+    from .embedding import Embedder
+
+    return Embedder(embedding["model"], spec["input_shape"], embedding["pretrained"], embedding["resolution"])
+
+
 class InferenceModel(nn.Module):
     """Preprocess, then the trained network, then softmax: raw input -> class probabilities."""
 
     def __init__(self, net: nn.Module, spec: dict):
         super().__init__()
         self.preprocess, self.net = Preprocess(spec), net
-        embedding = spec.get("embedding")
-        # A run trained on cached embeddings (mentor.embedding): new images go through the same
-        # pretrained backbone first.
-        self.embed = None
-        if embedding:
-            from .embedding import Embedder
-
-            self.embed = Embedder(embedding["model"], spec["input_shape"], embedding["pretrained"],
-                                  embedding["resolution"])
+        self.embed = embedder(spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.preprocess(x)
         if self.embed is not None:
             x = self.embed(x)
         return F.softmax(self.net(x).float(), dim=-1)
+
+
+def raw_inputs(x, spec: dict, run_dir: str) -> torch.Tensor:
+    """Raw inputs as a CPU tensor (uint8 kept, other numbers as float32), checked against the
+    shape the model of ``run_dir`` takes and for non-finite values."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+    else:
+        a = np.asarray(x)
+        if a.dtype == object or not np.issubdtype(a.dtype, np.number):
+            raise DataError(f"inputs must be numeric, got dtype {a.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(a if a.dtype == np.uint8 else a.astype(np.float32)))
+    shape = tuple(spec["input_shape"])
+    if tuple(t.shape[1:]) != shape:
+        columns = spec.get("feature_columns")
+        detail = f" (columns {', '.join(columns)})" if columns else ""
+        raise DataError(f"the model of {run_dir} takes inputs of shape (n, {', '.join(map(str, shape))})"
+                        f"{detail}; got shape {tuple(t.shape)}")
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        raise DataError("inputs hold NaN or infinite values")
+    return t
+
+
+def class_labels(spec: dict) -> np.ndarray:
+    names = spec.get("class_names")
+    return np.array(names if names is not None else list(range(spec["num_classes"])))
 
 
 class Predictor:
@@ -83,33 +112,15 @@ class Predictor:
     def __init__(self, net: nn.Module, spec: dict, which: str, run_dir: str, device: torch.device):
         self.spec, self.which, self.run_dir, self.device = spec, which, run_dir, device
         self.module = InferenceModel(net, spec).to(device).eval()
-        names = spec.get("class_names")
-        self.classes_ = np.array(names if names is not None else list(range(spec["num_classes"])))
+        self.classes_ = class_labels(spec)
 
     @property
     def input_shape(self):
         return tuple(self.spec["input_shape"])
 
-    def _as_tensor(self, x) -> torch.Tensor:
-        if isinstance(x, torch.Tensor):
-            t = x.detach().cpu()
-        else:
-            a = np.asarray(x)
-            if a.dtype == object or not np.issubdtype(a.dtype, np.number):
-                raise DataError(f"inputs must be numeric, got dtype {a.dtype}")
-            t = torch.from_numpy(np.ascontiguousarray(a if a.dtype == np.uint8 else a.astype(np.float32)))
-        if tuple(t.shape[1:]) != self.input_shape:
-            columns = self.spec.get("feature_columns")
-            detail = f" (columns {', '.join(columns)})" if columns else ""
-            raise DataError(f"the model of {self.run_dir} takes inputs of shape (n, {', '.join(map(str, self.input_shape))})"
-                            f"{detail}; got shape {tuple(t.shape)}")
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise DataError("inputs hold NaN or infinite values")
-        return t
-
     @torch.no_grad()
     def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
-        t = self._as_tensor(x)
+        t = raw_inputs(x, self.spec, self.run_dir)
         parts = [self.module(t[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(t), batch_size)]
         return torch.cat(parts).numpy() if parts else np.zeros((0, len(self.classes_)), np.float32)
 
@@ -118,6 +129,79 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor({self.run_dir!r}, model={self.which!r}, classes={self.classes_.tolist()})"
+
+
+class ClassicalPredictor:
+    """A classical (scikit-learn) model delivered by `mentor compare --fit-best` (or a baseline
+    cell's folder): the same raw inputs as a network of the same data, the same ``classes_``."""
+
+    which = "classical"
+
+    def __init__(self, estimator, spec: dict, run_dir: str):
+        self.estimator, self.spec, self.run_dir = estimator, spec, run_dir
+        self.classes_ = class_labels(spec)
+        self.front = None
+        if spec.get("embedding"):  # images -> the backbone's embeddings, as the network route does
+            self.front = nn.Sequential(Preprocess(spec), embedder(spec)).eval()
+
+    @property
+    def input_shape(self):
+        return tuple(self.spec["input_shape"])
+
+    def features(self, x) -> np.ndarray:
+        """Raw inputs -> the rows the estimator was fitted on (mentor.classical.as_features)."""
+        from .classical import as_features
+
+        t = raw_inputs(x, self.spec, self.run_dir)
+        if self.front is not None:
+            with torch.no_grad():
+                return torch.cat([self.front(t[i:i + 256]) for i in range(0, len(t), 256)]).numpy() \
+                    if len(t) else np.zeros((0, self.spec["embedding"]["dim"]), np.float32)
+        a = t.numpy()
+        scaling = self.spec.get("feature_scaling")
+        if scaling and self.spec["kind"] == "features":
+            a = (a - np.asarray(scaling["mean"], np.float32).reshape(a.shape[1:])) / \
+                np.asarray(scaling["std"], np.float32).reshape(a.shape[1:])
+        return as_features(a)
+
+    def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
+        import warnings
+
+        from .classical import probabilities
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LabelSpreading's rows no label reached: uniform
+            return probabilities(self.estimator, self.features(x), len(self.classes_)).astype(np.float32)
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        return self.classes_[self.predict_proba(x).argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        return f"ClassicalPredictor({self.run_dir!r}, {type(self.estimator).__name__}, classes={self.classes_.tolist()})"
+
+
+class EnsemblePredictor:
+    """The weighted average of member models' probabilities (mentor compare's ensemble entry)."""
+
+    which = "ensemble"
+
+    def __init__(self, members: list, weights: list, spec: dict, run_dir: str):
+        self.members, self.weights, self.spec, self.run_dir = members, weights, spec, run_dir
+        self.classes_ = class_labels(spec)
+
+    @property
+    def input_shape(self):
+        return tuple(self.spec["input_shape"])
+
+    def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
+        raw_inputs(x, self.spec, self.run_dir)  # one clear error before any member runs
+        return sum(w * m.predict_proba(x, batch_size) for m, w in zip(self.members, self.weights)).astype(np.float32)
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        return self.classes_[self.predict_proba(x, batch_size).argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        return f"EnsemblePredictor({self.run_dir!r}, {len(self.members)} members, classes={self.classes_.tolist()})"
 
 
 def _read_json(path: str) -> dict:
@@ -133,21 +217,40 @@ def _choose(models: Dict[str, nn.Module], which: str, run_dir: str):
     return models[which], which
 
 
-def load_model(run_dir: str, model: str = "auto", device: str = "cpu") -> Predictor:
-    """The run's model ready for raw inputs. ``model``: "student" (the method's evaluated model),
-    "ema" (its moving average, when the run kept one), "teacher" (methods with one), or "auto"
-    (the EMA if there is one, else the student)."""
+def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
+    """The run's model ready for raw inputs: a Predictor for a network run, a ClassicalPredictor
+    or an EnsemblePredictor for what `mentor compare --fit-best` delivers (or a baseline cell).
+    ``model`` (network runs): "student" (the method's evaluated model), "ema" (its moving
+    average, when the run kept one), "teacher" (methods with one), or "auto" (the EMA if there is
+    one, else the student)."""
     from .methods import create_method
     from .models import ModelFactory
     from .train.checkpoint import load_checkpoint
     from .train.config import TrainConfig
     from .train.ema import SyncFreeEMA
 
+    from .classical import ENSEMBLE_FILE, MODEL_FILE, load_model_file
+
     path = os.path.join(run_dir, CHECKPOINT)
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"no run folder {run_dir}")
+    delivered = [f for f in (ENSEMBLE_FILE, MODEL_FILE) if os.path.exists(os.path.join(run_dir, f))]
+    if delivered and model != "auto":
+        kind = "an ensemble" if delivered[0] == ENSEMBLE_FILE else "a classical model"
+        raise ConfigError(f"{run_dir} holds one model ({kind}); --model {model} is for network runs")
+    if delivered and not os.path.exists(os.path.join(run_dir, INFERENCE)):
+        raise CheckpointError(f"{run_dir} lacks {INFERENCE}: an incomplete model folder")
+    if delivered == [MODEL_FILE]:
+        return ClassicalPredictor(load_model_file(os.path.join(run_dir, MODEL_FILE)),
+                                  _read_json(os.path.join(run_dir, INFERENCE)), run_dir)
+    if delivered:
+        listing = _read_json(os.path.join(run_dir, ENSEMBLE_FILE))
+        members = [load_model(os.path.join(run_dir, m["folder"]), device=device) for m in listing["members"]]
+        return EnsemblePredictor(members, [float(m["weight"]) for m in listing["members"]],
+                                 _read_json(os.path.join(run_dir, INFERENCE)), run_dir)
     if not os.path.exists(path):
-        raise CheckpointError(f"{run_dir} holds no {CHECKPOINT}: is it a finished mentor run?")
+        raise CheckpointError(f"{run_dir} holds no {CHECKPOINT} (nor a classical model or an ensemble): is it a "
+                              "finished mentor run?")
     state = load_checkpoint(path, map_location="cpu")
     config = TrainConfig.from_dict(state["config"])
     spec_path = os.path.join(run_dir, INFERENCE)
@@ -176,39 +279,125 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu") -> Predic
 
 def export_model(run_dir: str, out: str, model: str = "auto") -> dict:
     """Write ``out`` (.pt2: a torch.export program with the class names inside; .onnx: ONNX) that
-    maps raw inputs to probabilities without mentor. Returns what was written."""
+    maps raw inputs to probabilities without mentor. A classical model or an ensemble exports to
+    .onnx only (or is refused with the reason). Returns what was written."""
     from .data.files import write_atomically
 
+    if not out.endswith((".pt2", ".onnx")):
+        raise ConfigError(f"export to {out!r}: the name must end in .pt2 (torch.export) or .onnx")
     predictor = load_model(run_dir, model)
-    module = predictor.module.cpu().eval()
-    example = torch.zeros((2, *predictor.input_shape),
-                          dtype=torch.uint8 if predictor.spec["kind"] == "image" else torch.float32)
-    meta = {"run": os.path.abspath(run_dir), "model": predictor.which, "classes": predictor.classes_.tolist(),
-            "input_shape": list(predictor.input_shape), "input_dtype": str(example.dtype).replace("torch.", ""),
-            "feature_columns": predictor.spec.get("feature_columns"), "output": "probabilities (n, C)"}
-    batch = torch.export.Dim("batch", min=1)
-    if out.endswith(".pt2"):
-        program = torch.export.export(module, (example,), dynamic_shapes={"x": {0: batch}})
-        write_atomically(out, lambda f: torch.export.save(program, f, extra_files={"mentor.json": json.dumps(meta)}))
-    elif out.endswith(".onnx"):
+    if out.endswith(".onnx"):
         try:
-            import onnx  # noqa: F401  (torch's exporter writes through it)
+            import onnx  # noqa: F401  (torch's exporter and the classical converter write through it)
         except ImportError:
             raise ConfigError("exporting .onnx needs the onnx and onnxscript packages (pip install onnx onnxscript); "
                               ".pt2 needs nothing more") from None
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            staged = os.path.join(tmp, "model.onnx")
-            torch.onnx.export(module, (example,), staged, input_names=["x"], output_names=["probabilities"],
-                              dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False)
-            with open(staged, "rb") as src:
-                data = src.read()
-        write_atomically(out, lambda f: f.write(data))
-        write_atomically(out + ".json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    meta = {"run": os.path.abspath(run_dir), "model": predictor.which, "classes": predictor.classes_.tolist(),
+            "input_shape": list(predictor.input_shape), "feature_columns": predictor.spec.get("feature_columns"),
+            "output": "probabilities (n, C)"}
+    if isinstance(predictor, Predictor):
+        data, dtype = _network_export(predictor, out)
+        meta["input_dtype"] = dtype
+        if out.endswith(".pt2"):
+            write_atomically(out, lambda f: data(f, json.dumps(meta)))
+            return {"out": out, **meta}
     else:
-        raise ConfigError(f"export to {out!r}: the name must end in .pt2 (torch.export) or .onnx")
+        if out.endswith(".pt2"):
+            raise ConfigError(f"{run_dir} holds a{'n ensemble' if predictor.which == 'ensemble' else ' classical model'}"
+                              "; .pt2 is torch.export's format for networks: export it to .onnx")
+        proto, shape, dtype = _onnx_proto(predictor)
+        meta.update(input_shape=shape, input_dtype=dtype)
+        data = proto.SerializeToString()
+    write_atomically(out, lambda f: f.write(data))
+    write_atomically(out + ".json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
     return {"out": out, **meta}
+
+
+def _network_export(predictor: Predictor, out: str):
+    """(.pt2: a writer f, meta -> None; .onnx: the bytes), and the input dtype's name."""
+    module = predictor.module.cpu().eval()
+    image = predictor.spec["kind"] == "image"
+    example = torch.zeros((2, *predictor.input_shape), dtype=torch.uint8 if image else torch.float32)
+    batch = torch.export.Dim("batch", min=1)
+    dtype = str(example.dtype).replace("torch.", "")
+    if out.endswith(".pt2"):
+        program = torch.export.export(module, (example,), dynamic_shapes={"x": {0: batch}})
+        return (lambda f, meta: torch.export.save(program, f, extra_files={"mentor.json": meta})), dtype
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = os.path.join(tmp, "model.onnx")
+        torch.onnx.export(module, (example,), staged, input_names=["x"], output_names=["probabilities"],
+                          dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False)
+        with open(staged, "rb") as src:
+            return src.read(), dtype
+
+
+def _onnx_proto(predictor):
+    """(ONNX model of a classical or ensemble predictor: input "x", output "probabilities";
+    the input's shape after the batch; its dtype). Raises ConfigError with the reason where
+    there is no ONNX form."""
+    import onnx
+
+    from .classical import onnx_model
+
+    if isinstance(predictor, Predictor):
+        data, dtype = _network_export(predictor, ".onnx")
+        return onnx.load_from_string(data), list(predictor.input_shape), dtype
+    if isinstance(predictor, ClassicalPredictor):
+        spec = predictor.spec
+        if spec.get("embedding"):
+            raise ConfigError(f"{predictor.run_dir}: a classical model on a pretrained backbone's embeddings has no "
+                              "ONNX form here (the backbone would have to be inside); mentor predict serves it")
+        width = int(np.prod(spec["input_shape"]))
+        shift, scale = np.zeros(width, np.float32), np.ones(width, np.float32)
+        if spec["kind"] == "image":  # raw pixels 0-255, flattened: the estimator saw them in [0, 1]
+            scale[:] = 255.0
+        elif spec.get("feature_scaling"):
+            shift = np.asarray(spec["feature_scaling"]["mean"], np.float32).reshape(-1)
+            scale = np.asarray(spec["feature_scaling"]["std"], np.float32).reshape(-1)
+        proto = onnx_model(predictor.estimator, shift, scale, len(predictor.classes_))
+        return proto, [width], "float32"
+    members = [_onnx_proto(m) for m in predictor.members]
+    if len({(tuple(shape), dtype) for _, shape, dtype in members}) > 1:
+        raise ConfigError(f"{predictor.run_dir}: its members take different inputs "
+                          f"({', '.join(sorted({f'{d} {tuple(s)}' for _, s, d in members}))}): no single ONNX graph; "
+                          "mentor predict serves it")
+    return _weighted_sum(predictor, [p for p, _, _ in members]), members[0][1], members[0][2]
+
+
+def _weighted_sum(predictor, protos: list):
+    """One ONNX graph: every member's graph on the shared input "x", their probabilities weighted
+    and summed (onnx.compose gives each member's names a prefix of its own)."""
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    nodes, initializers, functions, outputs = [], [], [], []
+    opsets: Dict[str, int] = {}
+    first_input = protos[0].graph.input[0]
+    for i, proto in enumerate(protos):
+        prefixed = compose.add_prefix(proto, f"m{i}_")
+        graph = prefixed.graph
+        nodes.append(helper.make_node("Identity", ["x"], [graph.input[0].name]))
+        nodes.extend(graph.node)
+        initializers.extend(graph.initializer)
+        functions.extend(prefixed.functions)
+        weight = f"m{i}_weight"
+        initializers.append(numpy_helper.from_array(np.array(predictor.weights[i], np.float32), weight))
+        nodes.append(helper.make_node("Mul", [graph.output[0].name, weight], [f"m{i}_weighted"]))
+        outputs.append(f"m{i}_weighted")
+        for opset in prefixed.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+    nodes.append(helper.make_node("Sum", outputs, ["probabilities"]))
+    x = helper.make_tensor_value_info("x", first_input.type.tensor_type.elem_type,
+                                      ["batch", *[d.dim_value for d in first_input.type.tensor_type.shape.dim[1:]]])
+    y = helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["batch", len(predictor.classes_)])
+    graph = helper.make_graph(nodes, "mentor_ensemble", [x], [y], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                              functions=functions, producer_name="mentor")
+    model.ir_version = max(p.ir_version for p in protos)
+    onnx.checker.check_model(model)
+    return model
 
 
 def read_inputs(path: str, spec: dict) -> np.ndarray:

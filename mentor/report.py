@@ -28,8 +28,40 @@ MODEL_STYLES = {"": "-", "ema_": "--", "teacher_": ":"}
 MASK_WORDS = ("mask", "confidence", "clean_fraction")
 
 
+def _model_folder(run_dir: str) -> dict:
+    """A folder that holds a model without training curves: what `mentor compare --fit-best`
+    delivers when a classical baseline or the ensemble wins (model.json), or a baseline's cell."""
+    from .classical import ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO, TEST_PREDICTIONS, read_json
+
+    info = read_json(os.path.join(run_dir, MODEL_INFO)) or {}
+    kind = info.get("kind") or ("ensemble" if os.path.exists(os.path.join(run_dir, ENSEMBLE_FILE)) else "classical")
+    truth = None
+    for name, keys in ((TEST_PREDICTIONS, ("y_true", "y_pred")), ("predictions.npz", ("test_true", "test_pred"))):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            with np.load(path) as archive:
+                if all(k in archive.files for k in keys):
+                    truth = (archive[keys[0]], archive[keys[1]])
+                    break
+    summary = {"method": info.get("entry", kind), "kind": kind}
+    if truth is not None:
+        summary["final_test_accuracy"] = float(np.mean(truth[0] == truth[1]))
+    config = read_json(os.path.join(run_dir, "config.json")) or {}
+    spec = read_json(os.path.join(run_dir, "inference.json")) or {}
+    if not info and not os.path.exists(os.path.join(run_dir, MODEL_FILE)):
+        raise DataError(f"{run_dir} is neither a run folder (no metrics.jsonl) nor a model folder")
+    return {"dir": run_dir, "name": os.path.basename(os.path.normpath(run_dir)), "records": [], "summary": summary,
+            "config": {"dataset": spec.get("dataset"), **config, "method": summary["method"]}, "model_info": info, "test": truth,
+            "class_names": spec.get("class_names"), "num_classes": spec.get("num_classes")}
+
+
 def read_run(run_dir: str) -> dict:
+    from .classical import ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO
+
     path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path) and any(os.path.exists(os.path.join(run_dir, f))
+                                        for f in (MODEL_INFO, MODEL_FILE, ENSEMBLE_FILE)):
+        return _model_folder(run_dir)
     if not os.path.isfile(path):
         raise DataError(f"{run_dir} is not a run folder with evaluations: no metrics.jsonl (train with --out, "
                         "and --eval-every > 0 for curves)")
@@ -118,13 +150,18 @@ def keyed_figure(runs: List[dict], sub: str, keys: List[str], title: str, log: b
 
 
 def confusion_figure(run: dict) -> bytes:
-    """The run's evaluated model on its test split (the dataset is loaded again)."""
-    import matplotlib.pyplot as plt
+    """The run's evaluated model on its test split (the dataset is loaded again; a model folder's
+    saved test predictions)."""
     import torch
-    from sklearn.metrics import ConfusionMatrixDisplay
 
     from .train import load_run
 
+    if "model_info" in run:
+        if run["test"] is None:
+            raise DataError("the model folder holds no test-split predictions")
+        truth, predictions = run["test"]
+        names = run["class_names"] or list(range(run["num_classes"] or int(max(truth.max(), predictions.max()) + 1)))
+        return _confusion_png(truth, predictions, names, f"{run['name']}: test split")
     trainer = load_run(run["dir"], device="cpu")
     model = trainer.method.eval_model().eval()
     truth, predictions = [], []
@@ -134,13 +171,20 @@ def confusion_figure(run: dict) -> bytes:
             truth.append(y)
     predictions, truth = torch.cat(predictions).numpy(), torch.cat(truth).numpy()
     names = trainer.dataset.class_names or list(range(trainer.dataset.num_classes))
+    return _confusion_png(truth, predictions, names, f"{run['name']}: test split, step {trainer.step}")
+
+
+def _confusion_png(truth: np.ndarray, predictions: np.ndarray, names: list, title: str) -> bytes:
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     size = max(4.0, 0.5 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(truth, predictions, labels=list(range(len(names))),
                                             display_labels=names, ax=ax, colorbar=False, cmap="Blues",
                                             xticks_rotation=45 if len(names) > 4 else "horizontal")
     accuracy = float((predictions == truth).mean())
-    ax.set_title(f"{run['name']}: test split, step {trainer.step} (accuracy {100 * accuracy:.2f}%)", fontsize=9)
+    ax.set_title(f"{title} (accuracy {100 * accuracy:.2f}%)", fontsize=9)
     fig.tight_layout()
     data = png_bytes(fig)
     plt.close(fig)
@@ -189,6 +233,19 @@ def write_report(run_dirs: List[str], out: str) -> Dict[str, str]:
     return written
 
 
+def _model_words(run: dict) -> str:
+    """A model folder's line: what it is (no training curves), its members and validation."""
+    if "model_info" not in run:
+        return ""
+    info = run["model_info"]
+    if run["summary"]["kind"] == "ensemble":
+        what = "an ensemble of " + ", ".join(f"{m['entry']} ({m['weight']:.2f})" for m in info.get("members", []))
+    else:
+        what = f"a classical model, {info.get('estimator', 'scikit-learn')}"
+    val = (info.get("validation") or {}).get("accuracy")
+    return what + (f"; validation {100 * val:.1f}%" if val is not None else "") + "; no training curves"
+
+
 def render_html(runs: List[dict], images: List[str], notes: Dict[str, str]) -> str:
     rows = []
     for run in runs:
@@ -197,8 +254,9 @@ def render_html(runs: List[dict], images: List[str], notes: Dict[str, str]) -> s
                            if k.startswith("final_") and k.endswith("accuracy"))
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             run["name"], c.get("method", s.get("method", "?")), c.get("dataset", s.get("dataset", "?")),
-            c.get("num_labeled", "?"), run["records"][-1]["step"], finals or "(unfinished)",
-            notes.get(run["name"], ""))) + "</tr>")
+            c.get("num_labeled", "?"), run["records"][-1]["step"] if run["records"] else "–",
+            finals or ("–" if "model_info" in run else "(unfinished)"),
+            "; ".join(filter(None, (_model_words(run), notes.get(run["name"], "")))))) + "</tr>")
     body = "\n".join(f'<h2>{html.escape(name)}</h2><img src="{name}" alt="{name}">' for name in images)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mentor report</title>

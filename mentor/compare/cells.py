@@ -5,8 +5,10 @@ checkpoint.pt, summary.json; `mentor report` and `mentor predict` open it) plus 
 written atomically once it is finished: predictions.npz (the final model's class for every
 held-out and test example, and a content key of each held-out example for pairing across
 entries) and cell.json (its figures). A cell with cell.json is done; one killed before it
-resumes from its checkpoint. A baseline's folder holds split.json, predictions.npz and
-cell.json.
+resumes from its checkpoint. predictions.npz also holds the final model's probabilities
+(``val_proba``, ``test_proba``), from which compare builds its ensembles. A baseline's folder
+holds split.json, config.json, predictions.npz, cell.json and, for a deliverable baseline, its
+fitted model (model.skops, with inference.json: mentor predict opens the folder as a model).
 
 Workers: a process start (Python, torch, the dataset) costs more than a small cell trains, so
 ``--jobs N`` starts N processes once, each with 1/N of the cores' threads, and feeds them cells.
@@ -26,12 +28,14 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
+from ..classical import probabilities, save_model
 from ..data import ArrayDataset
+from ..data.arrays import input_spec
 from ..data.files import write_atomically, write_json_atomically
 from ..errors import MentorError
 from ..train import TrainConfig, Trainer
 from ..train.run_data import load_configured_dataset, prepare_data
-from ..train.trainer import CHECKPOINT
+from ..train.trainer import CHECKPOINT, INFERENCE
 from .baselines import as_features, fit_baseline
 from .plan import Cell
 
@@ -70,16 +74,19 @@ def _save(folder: str, record: dict, predictions: Dict[str, np.ndarray]) -> dict
     return record
 
 
-def _finish(cell: Cell, folder: str, validation, x_val: np.ndarray, val_true: np.ndarray, val_pred: np.ndarray,
+def _finish(cell: Cell, folder: str, validation, x_val: np.ndarray, val_true: np.ndarray, val_proba: np.ndarray,
             test: Optional[tuple], seconds: float, **extra) -> dict:
-    """Writes a finished cell: its predictions (held-out and, with ``test`` = (x, y, predicted),
-    test examples, each with its content key) and its record; returns the record."""
+    """Writes a finished cell: its predictions (held-out and, with ``test`` = (x, y,
+    probabilities), test examples, each with its content key) and its record; returns the record."""
+    val_pred = val_proba.argmax(axis=1) if len(val_proba) else np.zeros(0, dtype=np.int64)
     predictions = {"val_index": np.asarray(validation, dtype=np.int64), "val_key": content_keys(x_val),
-                   "val_true": val_true, "val_pred": val_pred}
+                   "val_true": val_true, "val_pred": val_pred, "val_proba": val_proba.astype(np.float32)}
     test_accuracy = None
     if test is not None:
-        x_test, y_test, test_pred = test
-        predictions.update(test_key=content_keys(x_test), test_true=y_test, test_pred=test_pred)
+        x_test, y_test, test_proba = test
+        test_pred = test_proba.argmax(axis=1) if len(test_proba) else np.zeros(0, dtype=np.int64)
+        predictions.update(test_key=content_keys(x_test), test_true=y_test, test_pred=test_pred,
+                           test_proba=test_proba.astype(np.float32))
         test_accuracy = float(np.mean(test_pred == y_test))
     record = {"cell": cell.name, "setting": cell.setting.name, "label": cell.entry.label, "method": cell.entry.method,
               "options": cell.entry.options, "baseline": cell.entry.baseline, "seed": cell.seed, "fold": cell.fold,
@@ -105,20 +112,21 @@ def train_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset],
     summary = trainer.fit(resume=resume)
     test = None
     if with_test:
-        test = (trainer.x_eval.cpu().numpy(), trainer.y_eval.cpu().numpy(), trainer.predict_classes(trainer.x_eval))
+        test = (trainer.x_eval.cpu().numpy(), trainer.y_eval.cpu().numpy(), trainer.predict_proba(trainer.x_eval))
     return _finish(cell, config.out, trainer.split.validation, trainer.x_val.cpu().numpy(), trainer.y_val.cpu().numpy(),
-                   trainer.predict_classes(trainer.x_val), test, summary["wall_seconds"], steps=summary["steps"],
+                   trainer.predict_proba(trainer.x_val), test, summary["wall_seconds"], steps=summary["steps"],
                    num_labeled=summary["num_labeled"], num_unlabeled=summary["num_unlabeled"],
                    model="ema" if trainer.ema is not None else "student")
 
 
-def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset], with_test: bool) -> dict:
-    folder = config.out
-    prepare_folder(folder)
+def fit_classical(entry, config: TrainConfig, dataset: Optional[ArrayDataset], folder: str):
+    """Fits a baseline entry on ``config``'s split into ``folder`` (split.json, config.json and, when
+    deliverable, model.skops with inference.json); returns (data, split, fitted model, unlabeled
+    rows used, warnings)."""
     os.makedirs(folder, exist_ok=True)
-    started = time.perf_counter()
     ds, split = prepare_data(config, dataset)
     split.save(os.path.join(folder, "split.json"))
+    write_json_atomically(os.path.join(folder, "config.json"), config.to_dict())
 
     def pool() -> np.ndarray:
         extra = ds.x_unlabeled if ds.x_unlabeled is not None else ds.x_train[:0]
@@ -128,13 +136,32 @@ def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDatase
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, used = fit_baseline(cell.entry.method, config.seed, ds.x_train[split.labeled],
-                                   split.labels(ds.y_train), pool)
-        x_val, val_true = ds.x_train[split.validation], ds.y_train[split.validation]
-        val_pred = model.predict(as_features(x_val)) if len(x_val) else np.zeros(0, dtype=np.int64)
-        test = (ds.x_test, ds.y_test, model.predict(as_features(ds.x_test))) if with_test else None
+        model, used = fit_baseline(entry.method, config.seed, ds.x_train[split.labeled], split.labels(ds.y_train),
+                                   pool, ds.num_classes, entry.options)
+    if entry.deliverable:
+        save_model(folder, model)
+        spec = {**input_spec(ds), "estimator": entry.method, "estimator_options": dict(entry.options)}
+        write_json_atomically(os.path.join(folder, INFERENCE), spec)
     notes = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught})
-    return _finish(cell, folder, split.validation, x_val, val_true, val_pred, test, time.perf_counter() - started,
+    return ds, split, model, used, notes
+
+
+def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDataset], with_test: bool) -> dict:
+    folder = config.out
+    prepare_folder(folder)
+    started = time.perf_counter()
+    ds, split, model, used, notes = fit_classical(cell.entry, config, dataset, folder)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LabelSpreading's NaN rows: uniform (classical.probabilities)
+            x_val, val_true = ds.x_train[split.validation], ds.y_train[split.validation]
+            val_proba = probabilities(model, as_features(x_val), ds.num_classes)
+            test = (ds.x_test, ds.y_test, probabilities(model, as_features(ds.x_test), ds.num_classes)) \
+                if with_test else None
+    finally:
+        if hasattr(model, "close"):  # AutoGluon's models on disk
+            model.close()
+    return _finish(cell, folder, split.validation, x_val, val_true, val_proba, test, time.perf_counter() - started,
                    num_labeled=len(split.labeled), num_unlabeled=used, warnings=notes)
 
 

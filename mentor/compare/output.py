@@ -53,7 +53,9 @@ def table_rows(table: dict, folds: int, test: bool = True) -> (List[str], List[L
     rows = []
     for row in table["rows"]:
         fig = row.get(split, {})
-        name = row["label"] + (" (scikit-learn)" if row["baseline"] else "")
+        name = row["label"] + {"reference": " (AutoGluon, reference: never chosen)",
+                               "ensemble": " (of the entries' fold models)"}.get(row.get("kind"),
+                                                                               " (scikit-learn)" if row["baseline"] else "")
         cells = [name, f"{_pct(fig.get('accuracy'))} {_interval(fig.get('interval'))}".strip(),
                  _difference(fig), verdict_word(row, fig)]
         if folds and test:
@@ -77,7 +79,12 @@ def verdict_lines(table: dict) -> List[str]:
                  f"{100 * res['floor']:.1f} points ({res['floor_examples']} examples, all the same way) can be told "
                  f"apart{measured}.")
     val = chosen["val"]
-    if chosen["label"] == "supervised":
+    if chosen.get("kind") == "ensemble":
+        members = ", ".join(f"{m['entry']} {m['weight']:.2f}" for m in table["ensemble"]["members"])
+        lines.append(f"Choice: the ensemble ({members}; each entry's fold models averaged), validation "
+                     f"{_pct(val['accuracy'])}, {_pct(val['difference'], True)} "
+                     f"{_interval(val['difference_interval'], True)} over supervised.")
+    elif chosen["label"] == "supervised":
         lines.append(f"Choice: supervised (validation {_pct(val['accuracy'])}). No entry beats training on the labels "
                      "alone on validation: the unlabeled data does not help here.")
     elif chosen["baseline"]:
@@ -97,6 +104,17 @@ def verdict_lines(table: dict) -> List[str]:
         lines.append(f"Choice: {chosen['label']} (validation {_pct(val['accuracy'])}, "
                      f"{_pct(val['difference'], True)} {_interval(val['difference_interval'], True)} over supervised); "
                      f"{words}.")
+    rule = table.get("rule", "validation")
+    others = {name: label for name, label in (table.get("rule_choices") or {}).items() if name != rule}
+    lines.append(f"Chosen by the rule '{rule}' ({RULE_WORDS[rule]}); the other rules would choose: "
+                 + "; ".join(f"{name}: {label}" for name, label in others.items()) + ".")
+    if "ensemble" in table:
+        lines.append(ensemble_line(table["ensemble"]))
+    reference = [r for r in table["rows"] if r.get("kind") == "reference" and "val" in r]
+    for r in reference:
+        if r["val"]["accuracy"] > val["accuracy"]:
+            lines.append(f"{r['label']} scored higher on validation ({_pct(r['val']['accuracy'])}); it is a reference: "
+                         "its models are AutoGluon's own (pickles), which mentor neither chooses nor delivers.")
     contenders = sum(1 for r in table["rows"] if r["label"] != "supervised" and "val" in r)
     if contenders > 1 and chosen["label"] != "supervised":
         lines.append(f"The intervals are per comparison. The choice is the best of {contenders + 1} noisy validation "
@@ -108,6 +126,27 @@ def verdict_lines(table: dict) -> List[str]:
                      f"the best on test is {best['label']} {_pct(best['test_accuracy'])}: regret "
                      f"{100 * table['regret']:.1f} points.")
     return lines
+
+
+RULE_WORDS = {"validation": "the single entry best on validation",
+              "significant": "the best on validation whose interval over supervised excludes zero, else the best of "
+                             "supervised training and the classical baselines",
+              "ensemble": "the ensemble",
+              "validation+ensemble": "the best on validation, the ensemble's figure included"}
+
+
+def ensemble_line(description: dict) -> str:
+    """What the ensemble is, and how optimistic its validation figure is."""
+    members = ", ".join(f"{m['entry']} {m['weight']:.2f}" for m in description["members"])
+    line = (f"Ensemble: greedy selection (Caruana et al. 2004, {description['rounds']} rounds) over the entries' "
+            f"held-out probabilities chose {members}. Its validation figure is optimistic: the weights were fitted "
+            "on the same held-out predictions")
+    optimism = description.get("optimism")
+    if optimism:
+        line += (f"; with weights fitted on half of the held-out examples and scored on the other half (both ways, "
+                 f"{optimism['repeats']} random halvings) it scores {_pct(optimism['nested'])} against "
+                 f"{_pct(optimism['in_sample'])}: {100 * optimism['optimism']:+.1f} points of optimism")
+    return line + "."
 
 
 def _markdown(header: List[str], rows: List[List[str]]) -> str:
@@ -287,8 +326,10 @@ def _html(result: dict, images: List[str]) -> str:
         sections.append(f"<h2>{html.escape(name)}</h2>{_html_table(header, rows)}{words}")
     best = result.get("best")
     if best:
-        sections.append(f"<p>--fit-best: {html.escape(best['label'])} trained on every label in "
-                        f"<code>{html.escape(best['folder'])}</code>{'; ' + html.escape(best['note']) if best['note'] else ''}</p>")
+        how = {"classical": "fitted on every label", "ensemble": "its members' fold models"}.get(
+            best.get("kind"), "trained on every label")
+        sections.append(f"<p>--fit-best: {html.escape(best['label'])} ({how}) in "
+                        f"<code>{html.escape(best['folder'])}</code>{'; ' + html.escape(best['note']) if best.get('note') else ''}</p>")
     cells = "".join(f"<li><code>{html.escape(r['cell'])}</code>: validation {_pct(r['val_accuracy'])}, test "
                     f"{_pct(r['test_accuracy'])}, {r['seconds']:.1f} s</li>" for r in result["cells"])
     figures = "".join(f'<img src="{n}" alt="{n}">' for n in images)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,12 +31,18 @@ from ..errors import ConfigError
 from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
 from ..train.run_data import load_configured_dataset, prepare_data
+from .baselines import check_installed, seconds_per_cell
+from .deliver import deliver_classical, deliver_ensemble
 from .cells import available_cores, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
 from .output import _pct, write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
-from .stats import summarise
+from . import ensemble
+from .stats import CHOICE_RULES, summarise
 
 SETTINGS_FILE = "compare-settings.json"
+# The choice rule (mentor.compare.stats.CHOICE_RULES), the one with the lowest mean regret on the
+# test splits of BENCHMARKS.md's problems ("Which rule chooses").
+CHOICE_RULE = "validation"
 RESULT_FILE = "compare.json"
 BOOTSTRAP = 4000
 
@@ -45,12 +52,13 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
             dataset: Optional[ArrayDataset] = None, baselines: Optional[Sequence[str]] = None,
             unlabeled_fractions: Optional[Sequence[float]] = None, class_mismatch: Optional[Sequence[float]] = None,
             labeled_classes: Optional[Sequence[int]] = None, fit_best: bool = False, test: bool = True,
-            progress: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
+            progress: bool = True, log: Optional[Callable[[str], None]] = None, rule: Optional[str] = None) -> dict:
     """Runs (or resumes) a comparison and returns what compare.json holds. ``config`` gives
     every training setting (its method and seed are the cells'); ``dataset`` in-memory arrays
     instead of config.dataset; ``folds`` 0 trains on every label and scores the test split only
     (a benchmark, no choice); ``out`` None works in a temporary folder. ``log`` receives the
-    plan and notes (default: stderr when ``progress``)."""
+    plan and notes (default: stderr when ``progress``). ``rule``: how the choice is made
+    (mentor.compare.stats.CHOICE_RULES; default CHOICE_RULE, the lowest regret measured)."""
     if log is None:
         log = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     if out is None:
@@ -60,12 +68,15 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
             return compare(config, methods=methods, seeds=seeds, folds=folds, out=folder, jobs=jobs,
                            dataset=dataset, baselines=baselines, unlabeled_fractions=unlabeled_fractions,
                            class_mismatch=class_mismatch, labeled_classes=labeled_classes, test=test,
-                           progress=progress, log=log)
+                           progress=progress, log=log, rule=rule)
     if folds == 1 or folds < 0:
         raise ConfigError(f"--folds {folds}: give 2 or more validation folds, or 0 to train on every label and score "
                           "the test split only")
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    rule = rule or CHOICE_RULE
+    if rule not in CHOICE_RULES:
+        raise ConfigError(f"--choice-rule {rule!r}: choose one of {', '.join(CHOICE_RULES)}")
     seeds = list(seeds) if seeds else [config.seed]
     if fit_best and (unlabeled_fractions or class_mismatch):
         raise ConfigError("--fit-best trains the choice on all the data; run it without --unlabeled-fraction and "
@@ -86,6 +97,9 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     if features and config.strong_noise is None and loaded.cached_views is None:  # embeddings bring their views
         config = replace(config, strong_noise=FEATURE_NOISE)
     entries = resolve_entries(methods, baselines, features)
+    for entry in entries:
+        if entry.baseline:
+            check_installed(entry.method)
     settings = study_settings(unlabeled_fractions, class_mismatch, labeled_classes, loaded.num_classes)
     cells = make_cells(settings, entries, seeds, folds)
     configs = [cell.config(config, cell.folder(out), features) for cell in cells]
@@ -101,7 +115,7 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
                    _estimate(todo, dataset if dataset is not None else loaded, jobs, threads, seeds[0])))
     _run(todo, test, jobs, threads, dataset, progress)
     result = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, rule)
     if fit_best:
         result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log)
     result["report"] = write_report(result, os.path.join(out, "report.html"))
@@ -144,7 +158,8 @@ def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled
 def _estimate(todo: List[tuple], dataset: ArrayDataset, jobs: int, threads: int, first_seed: int) -> Optional[float]:
     """Seconds the cells left will take: each network entry's step and evaluation timed on a
     few steps of its first cell (at the threads one job gets), times its cells' steps, over
-    the jobs. Baselines are not timed (seconds each at these sizes)."""
+    the jobs. The scikit-learn baselines are not timed (seconds each at these sizes); AutoGluon's
+    cells count their time limit."""
     import torch
 
     per_entry: Dict[str, float] = {}
@@ -168,7 +183,10 @@ def _estimate(todo: List[tuple], dataset: ArrayDataset, jobs: int, threads: int,
             per_entry[cell.entry.label] = step * config.steps + (time.perf_counter() - begin) * evaluations
     finally:
         torch.set_num_threads(previous)
-    if not per_entry:
+    for cell, _ in todo:
+        if cell.entry.baseline:
+            per_entry[cell.entry.label] = seconds_per_cell(cell.entry.method, cell.entry.options)
+    if not any(per_entry.values()):
         return None
     return sum(per_entry.get(cell.entry.label, 0.0) for cell, _ in todo) / jobs
 
@@ -205,44 +223,102 @@ def _run(todo, test, jobs, threads, dataset, progress) -> None:
 
 
 def _summarise(out, config, cells: List[Cell], entries: List[Entry], settings, seeds, folds, test, jobs,
-               seconds) -> dict:
+               seconds, rule: str) -> dict:
     baselines = [e.label for e in entries if e.baseline]
     records = [r for r in (read_cell(cell.folder(out)) for cell in cells) if r is not None]
+    kinds = {e.label: "reference" for e in entries if not e.deliverable}
     tables = {}
     for setting in settings:
         by_entry: Dict[str, Dict[tuple, dict]] = {}
         for r in records:
             if r["setting"] == setting.name:
                 by_entry.setdefault(r["label"], {})[(r["seed"], r["fold"])] = r
-        tables[setting.name] = {"overrides": setting.overrides, **summarise(
-            [(e.label, e.baseline, e.semi_supervised) for e in entries], by_entry,
-            lambda r: read_predictions(os.path.join(out, "cells", r["cell"])), "supervised", BOOTSTRAP, seeds[0])}
+        extra: Dict[str, dict] = {}
+
+        def load(record: dict, extra=extra) -> dict:
+            return extra[record["cell"]] if record["cell"] in extra else \
+                read_predictions(os.path.join(out, "cells", record["cell"]))
+
+        rows = [(e.label, e.baseline, e.semi_supervised) for e in entries]
+        built = None
+        if folds:  # the ensemble's weights are fitted on held-out predictions: none without folds
+            built = ensemble.build([e.label for e in entries if e.deliverable], by_entry, load, seeds[0])
+        if built is not None:
+            ensemble_records, ensemble_predictions, description = built
+            by_entry[ensemble.LABEL] = ensemble_records
+            extra.update(ensemble_predictions)
+            semi = any(e.semi_supervised for e in entries if e.label in {m["entry"] for m in description["members"]})
+            rows.append((ensemble.LABEL, False, semi))
+        table = summarise(rows, by_entry, load, "supervised", BOOTSTRAP, seeds[0], rule=rule,
+                          kinds={**kinds, ensemble.LABEL: "ensemble"})
+        if built is not None:
+            table["ensemble"] = description
+        tables[setting.name] = {"overrides": setting.overrides, **table}
     return {"format": 1, "out": os.path.abspath(out),
             "settings": {"config": config.to_dict(), "entries": [e.label for e in entries], "baselines": baselines,
                          "seeds": list(seeds), "folds": folds, "test": test, "jobs": jobs,
                          "studies": [{"name": s.name, **s.overrides} for s in settings],
-                         "bootstrap": BOOTSTRAP, "interval": "95% percentile bootstrap over distinct examples"},
+                         "bootstrap": BOOTSTRAP, "interval": "95% percentile bootstrap over distinct examples",
+                         "rule": rule},
             "cells": records, "tables": tables, "seconds": round(seconds, 1)}
 
 
 def _fit_best(out, config, result, entries, seed, features, dataset, log) -> dict:
-    """The best network entry on validation, trained on every label into OUT/best (a run folder
-    for mentor predict / export). A classical baseline that scored higher is named, not fitted."""
+    """The choice on validation into OUT/best, ready for mentor predict / export / report: a network
+    trained on every label (a run folder), a classical baseline fitted on every label (and the
+    unlabeled rows where it uses them; model.skops), or the ensemble (its members' fold models as
+    they are, no retraining; ensemble.json)."""
     table = result["tables"]["all"]
-    label = table.get("best_network")
+    label = table.get("chosen")
     if label is None:
-        raise ConfigError("--fit-best: no network entry has a validation score to choose on")
+        raise ConfigError("--fit-best: no entry has a validation score to choose on")
+    folder = os.path.join(out, "best")
+    row = next(r for r in table["rows"] if r["label"] == label)
+    validation = {k: row["val"].get(k) for k in ("accuracy", "interval", "difference", "difference_interval")}
+    if table.get("chosen_kind") == ensemble.LABEL:
+        log(f"--fit-best: the ensemble of {', '.join(m['entry'] for m in table['ensemble']['members'])} "
+            f"(their fold models, no retraining) into {folder}")
+        records = _records_by_entry(result)
+        built = ensemble.build(table["ensemble"]["candidates"], records, _loader(out), seed, measure=False)
+        info = deliver_ensemble(folder, out, table["ensemble"], records, built, seed, validation)
+        return {"label": label, "kind": "ensemble", "folder": os.path.abspath(folder), "validation": validation,
+                "members": table["ensemble"]["members"], "test_accuracy": info["test_accuracy"], "note": None}
     entry = next(e for e in entries if e.label == label)
     cell = Cell(Setting("all"), entry, seed=seed, fold=0, folds=0)
-    best_config = cell.config(config, os.path.join(out, "best"), features)
-    folder = best_config.out
+    best_config = cell.config(config, folder, features)
+    if entry.baseline:
+        log(f"--fit-best: fitting {label} on every label into {folder}")
+        info = deliver_classical(folder, entry, best_config, dataset, validation)
+        return {"label": label, "kind": "classical", "folder": os.path.abspath(folder), "validation": validation,
+                "test_accuracy": info["test_accuracy"], "estimator": info["estimator"], "note": None}
+    if _holds_other_model(folder, best_config):  # an earlier --fit-best chose something else
+        shutil.rmtree(folder)
     resume = prepare_folder(folder)
     log(f"--fit-best: training {label} on every label into {folder}")
     summary = Trainer(best_config, dataset=dataset).fit(resume=resume)
-    note = None
-    if table.get("chosen_is_baseline"):
-        note = (f"the classical baseline {table['chosen']} scored higher on validation than {label}; "
-                "it is not a mentor run, so OUT/best holds the best network")
-    return {"label": label, "folder": os.path.abspath(folder), "steps": summary["steps"],
-            "test_accuracy": summary["final_test_accuracy"], "note": note}
+    return {"label": label, "kind": "network", "folder": os.path.abspath(folder), "validation": validation,
+            "steps": summary["steps"], "test_accuracy": summary["final_test_accuracy"], "note": None}
 
+
+def _holds_other_model(folder: str, config: TrainConfig) -> bool:
+    path = os.path.join(folder, "config.json")
+    if not os.path.isdir(folder):
+        return False
+    if not os.path.exists(path):
+        return True
+    with open(path) as f:
+        saved = json.load(f)
+    now = json.loads(json.dumps(config.to_dict()))
+    return any(saved.get(k) != now.get(k) for k in ("method", "method_options", "model", "model_options", "steps"))
+
+
+def _records_by_entry(result: dict) -> Dict[str, Dict[tuple, dict]]:
+    by_entry: Dict[str, Dict[tuple, dict]] = {}
+    for r in result["cells"]:
+        if r["setting"] == "all":
+            by_entry.setdefault(r["label"], {})[(r["seed"], r["fold"])] = r
+    return by_entry
+
+
+def _loader(out: str):
+    return lambda record: read_predictions(os.path.join(out, "cells", record["cell"]))

@@ -84,12 +84,16 @@ def split_figures(mine: List[dict], reference: List[dict], split: str, reps: int
 
 
 def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[tuple, dict]],
-              load: Callable[[dict], Dict[str, np.ndarray]], reference: str, reps: int, seed: int) -> dict:
+              load: Callable[[dict], Dict[str, np.ndarray]], reference: str, reps: int, seed: int,
+              rule: str = "validation", kinds: Optional[Dict[str, str]] = None) -> dict:
     """One setting's table. ``entries``: (label, is a baseline, uses unlabeled data) in order;
     ``cells[label][(seed, fold)]`` = the finished cell records of an entry; ``load(record)``
-    its predictions. Entries are paired with ``reference`` on the (seed, fold) cells both finished."""
+    its predictions. Entries are paired with ``reference`` on the (seed, fold) cells both
+    finished. ``kinds[label]``: "reference" for a row that is never chosen (AutoGluon),
+    "ensemble" for the ensemble; ``rule`` chooses (see CHOICE_RULES)."""
     rows = []
     memo: Dict[str, Dict[str, np.ndarray]] = {}
+    kinds = kinds or {}
 
     def predictions(record: dict) -> Dict[str, np.ndarray]:  # the reference's are paired with every entry: read once
         if record["cell"] not in memo:
@@ -102,6 +106,8 @@ def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[t
         common = sorted(set(mine) & set(ref_cells))
         row = {"label": label, "baseline": baseline, "semi_supervised": semi_supervised, "cells": len(mine),
                "paired_cells": len(common)}
+        if label in kinds:
+            row["kind"] = kinds[label]
         if mine:
             records = [mine[k] for k in sorted(mine)]
             row["seconds_per_cell"] = statistics.mean(r["seconds"] for r in records)
@@ -118,30 +124,62 @@ def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[t
                 if all(f"{split}_key" in p and len(p[f"{split}_key"]) for p in mine_p):
                     row[split] = split_figures(mine_p, ref_p, split, reps, seed)
         rows.append(row)
-    return {"rows": rows, **choose(rows, reference)}
+    return {"rows": rows, **choose(rows, reference, rule)}
 
 
-def choose(rows: List[dict], reference: str) -> dict:
-    """The entry with the best validation accuracy (ties: the earlier row, the reference first),
-    the best network entry, the resolution and, with a test split, the regret of the choice."""
+# How the choice is made on validation (BENCHMARKS.md "Which rule chooses": the mean regret of
+# each on every benchmark problem with a test split):
+# - validation: the single entry with the best validation accuracy;
+# - significant: the best on validation among the entries whose interval over supervised
+#   training excludes zero, else the best of supervised training and the classical baselines;
+# - ensemble: the ensemble (when the comparison has one);
+# - validation+ensemble: the best on validation, the ensemble's (optimistic) figure included.
+CHOICE_RULES = ("validation", "significant", "ensemble", "validation+ensemble")
+
+
+def _pick(rows: List[dict], rule: str, reference: str) -> Optional[dict]:
+    singles = [r for r in rows if r.get("kind") not in ("reference", "ensemble")]
+    ensemble = next((r for r in rows if r.get("kind") == "ensemble"), None)
+    best = lambda candidates: max(candidates, key=lambda r: r["val"]["accuracy"]) if candidates else None  # noqa: E731
+    if rule == "validation":
+        return best(singles)
+    if rule == "validation+ensemble":
+        return best(singles + ([ensemble] if ensemble else []))
+    if rule == "ensemble":
+        return ensemble or best(singles)
+    if rule == "significant":
+        measured = [r for r in singles if r["label"] != reference and r["val"].get("difference_interval")
+                    and r["val"]["difference_interval"][0] > 0]
+        return best(measured) or best([r for r in singles if r["label"] == reference or r["baseline"]])
+    raise ValueError(f"unknown choice rule {rule!r}; one of {', '.join(CHOICE_RULES)}")
+
+
+def choose(rows: List[dict], reference: str, rule: str = "validation") -> dict:
+    """The choice by ``rule`` (ties: the earlier row, the reference first), what every rule would
+    choose, the best network entry, the resolution and, with a test split, each choice's regret."""
     scored = [r for r in rows if "val" in r]
     if not scored:
         return {"chosen": None}
-    chosen = max(scored, key=lambda r: r["val"]["accuracy"])  # max keeps the first of equals
-    networks = [r for r in scored if not r["baseline"]]
+    chosen = _pick(scored, rule, reference)
+    networks = [r for r in scored if not r["baseline"] and r.get("kind") is None]
     best_network = max(networks, key=lambda r: r["val"]["accuracy"]) if networks else None
     halves = [(r["val"]["difference_interval"][1] - r["val"]["difference_interval"][0]) / 2
               for r in scored if r["label"] != reference and "difference_interval" in r["val"]
               and r["val"]["discordant"] > 0]
     units = max(r["val"]["units"] for r in scored)
     floor = smallest_detectable(units)
-    out = {"chosen": chosen["label"], "chosen_is_baseline": chosen["baseline"],
-           "best_network": best_network["label"] if best_network else None,
+    out = {"chosen": chosen["label"], "chosen_is_baseline": chosen["baseline"], "chosen_kind": chosen.get("kind"),
+           "rule": rule, "best_network": best_network["label"] if best_network else None,
            "resolution": {"units": units, "floor_examples": floor, "floor": floor / units,
                           "half_width": statistics.median(halves) if halves else None}}
-    tested = [r for r in rows if "test_accuracy" in r]
+    rules = {name: _pick(scored, name, reference)["label"] for name in CHOICE_RULES}
+    tested = [r for r in rows if "test_accuracy" in r and r.get("kind") != "reference"]
     if tested and "test_accuracy" in chosen:
         best = max(tested, key=lambda r: r["test_accuracy"])
+        by_label = {r["label"]: r for r in tested}
         out["best_on_test"] = best["label"]
         out["regret"] = best["test_accuracy"] - chosen["test_accuracy"]
+        out["rule_regrets"] = {name: best["test_accuracy"] - by_label[label]["test_accuracy"]
+                               for name, label in rules.items() if label in by_label}
+    out["rule_choices"] = rules
     return out

@@ -167,3 +167,19 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
         num_classes=int(ds.num_classes),
         x_unlabeled=x_unlabeled,
     )
+
+
+def input_spec(ds) -> dict:
+    """What any model trained on ``ds`` (an ArrayDataset or a ShardDataset) needs to take raw
+    inputs: the input shape, the classes and their names, a table's columns and scaling, and for
+    cached embeddings the backbone that makes them from images. The base of a run's
+    inference.json (the trainer adds the network and the image statistics)."""
+    spec = {"format": 1, "dataset": ds.name, "kind": "image" if ds.is_image else "features",
+            "input_shape": list(ds.input_shape), "num_classes": ds.num_classes, "class_names": ds.class_names,
+            "feature_columns": ds.feature_columns, "feature_scaling": ds.feature_scaling}
+    embedding = getattr(ds, "embedding", None)
+    if embedding:  # raw inputs are images, embedded by the backbone before the trained model
+        spec.update(kind="image", dataset=embedding["source"], input_shape=embedding["image_shape"],
+                    image_mean=embedding["image_mean"], image_std=embedding["image_std"],
+                    embedding={k: embedding[k] for k in ("model", "pretrained", "resolution", "dim")})
+    return spec

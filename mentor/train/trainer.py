@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..augment import FeatureViews, ImageViews, RandAugment
 from ..augment.views import CachedViews
 from ..data import ArrayDataset, SemiSupervisedStream, Split
+from ..data.arrays import input_spec
 from ..data.pools import MemoryPool
 from ..errors import CheckpointError, ConfigError
 from ..methods import Method, create_method
@@ -380,20 +381,11 @@ class Trainer:
         """What a trained model needs to take raw inputs without the training data: the input
         shape, classes and their names, and the evaluation transform (image channel statistics,
         a table's columns and scaling). Written as OUT/inference.json (mentor.inference reads it)."""
-        ds, views = self.dataset, self.views
-        spec = {"format": 1, "dataset": ds.name, "kind": "image" if ds.is_image else "features",
-                "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
-                "class_names": ds.class_names, "feature_columns": ds.feature_columns,
-                "feature_scaling": ds.feature_scaling, "model": self.config.model,
-                "model_options": self.config.model_options}
-        if ds.is_image:
-            spec["image_mean"] = views.mean.flatten().tolist()
-            spec["image_std"] = views.std.flatten().tolist()
-        embedding = getattr(ds, "embedding", None)
-        if embedding:  # raw inputs are images, embedded by the backbone before the trained model
-            spec.update(kind="image", dataset=embedding["source"], input_shape=embedding["image_shape"],
-                        image_mean=embedding["image_mean"], image_std=embedding["image_std"],
-                        embedding={k: embedding[k] for k in ("model", "pretrained", "resolution", "dim")})
+        spec = input_spec(self.dataset)
+        spec.update(model=self.config.model, model_options=self.config.model_options)
+        if self.dataset.is_image and not spec.get("embedding"):
+            spec["image_mean"] = self.views.mean.flatten().tolist()
+            spec["image_std"] = self.views.std.flatten().tolist()
         return spec
 
     def _truncate_metrics(self) -> None:
@@ -433,11 +425,19 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.method.eval_model()
 
     @torch.no_grad()
-    def predict_classes(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-        """The final model's class for each stored example of ``x`` (e.g. self.x_val), in eval mode."""
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+        """The final model's (n, C) probabilities for the stored examples ``x`` (e.g. self.x_val),
+        in eval mode."""
         logits = eval_batches(self.final_model(), self.views.eval, x, self.device, batch_size,
                               autocast=self.method.autocast)
-        return logits.argmax(-1).cpu().numpy() if len(logits) else np.zeros(0, dtype=np.int64)
+        if not len(logits):
+            return np.zeros((0, self.dataset.num_classes), dtype=np.float32)
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+    def predict_classes(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+        """The final model's class for each stored example of ``x``, in eval mode."""
+        proba = self.predict_proba(x, batch_size)
+        return proba.argmax(-1) if len(proba) else np.zeros(0, dtype=np.int64)
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
