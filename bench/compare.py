@@ -124,26 +124,31 @@ PROBLEMS = {
 }
 
 
-def run(problem: str, jobs: int) -> str:
+def record(args: list) -> str:
+    """Runs one `mentor ARGS` and returns its output under the command, the machine, the date and
+    the invocation's wall time (Markdown, for bench/results)."""
     from mentor.cli import main
 
+    started = time.perf_counter()
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = main(args)
+    if code:
+        sys.exit(code)
+    command = "mentor " + " ".join(a if " " not in a else repr(a) for a in args)
+    part = (f"`{command}`\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}, this invocation "
+            f"{time.perf_counter() - started:.0f} s (finished cells are kept, not retrained)\n\n"
+            f"{buffer.getvalue()}")
+    print(part, flush=True)
+    return part
+
+
+def run(problem: str, jobs: int) -> str:
     out = os.path.join(RUNS, problem)
     text = ""
     for flags in PROBLEMS[problem]():
-        args = ["compare", *flags, "--out", out, "--jobs", str(jobs), "--resume"]
-        started = time.perf_counter()
-        buffer = io.StringIO()
-        with redirect_stdout(buffer):
-            code = main(args)
-        if code:
-            sys.exit(code)
-        command = "mentor " + " ".join(a if " " not in a else repr(a) for a in args)
-        part = (f"`{command}`\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}, this invocation "
-                f"{time.perf_counter() - started:.0f} s (finished cells are kept, not retrained)\n\n"
-                f"{buffer.getvalue()}")
-        print(part, flush=True)
-        text += part + "\n"
+        text += record(["compare", *flags, "--out", out, "--jobs", str(jobs), "--resume"]) + "\n"
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{problem}.md"), "w") as f:
         f.write(text)

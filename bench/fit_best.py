@@ -3,6 +3,7 @@ choice rule regrets least.
 
     python bench/fit_best.py run digits-s0 wine-s0 ... [--jobs 2]   # each problem: one mentor compare
     python bench/fit_best.py rules                                   # the rules' regrets over every problem run
+    python bench/fit_best.py summary                                 # every entry's test accuracy and time
 
 Each problem is one `mentor compare` with every default entry (DEFAULT_METHODS and
 DEFAULT_BASELINES), the `autogluon` entry (AutoGluon-Tabular, medium_quality, 60 s per cell,
@@ -17,7 +18,8 @@ goes to bench/results/fit_best/PROBLEM.md. Problems:
   official training set, 784 pixel columns, the official test set as --test-path (made once
   under bench/.fmnist-table from /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist).
 
-`rules` reads every problem's compare.json and gives, for each choice rule of
+`rules` reads every problem's compare.json (and those of bench/compare.py's fmnist1000-noaug and
+mismatch study, each of whose settings counts, where they were run) and gives, for each choice rule of
 mentor.compare.stats.CHOICE_RULES, its regret on the test split (best test accuracy among the
 deliverable entries minus the choice's), per problem and on average: the rule with the lowest
 mean regret is compare's default (CHOICE_RULE). Beside them: the ensemble's optimism (its
@@ -30,17 +32,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
-from contextlib import redirect_stdout
 
 import numpy as np
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -107,57 +105,105 @@ PROBLEMS = {
 
 
 def run(problem: str, jobs: int) -> str:
-    from mentor.cli import main
+    from compare import record
 
     out = os.path.join(RUNS, problem)
-    args = ["compare", *PROBLEMS[problem](), *entries(), "--fit-best", "--out", out, "--jobs", str(jobs),
-            "--resume", "--no-progress"]
-    started = time.perf_counter()
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        code = main(args)
-    if code:
-        sys.exit(code)
-    command = "mentor " + " ".join(a if " " not in a else repr(a) for a in args)
-    text = (f"`{command}`\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}, this invocation "
-            f"{time.perf_counter() - started:.0f} s (finished cells are kept, not retrained)\n\n{buffer.getvalue()}")
-    print(text, flush=True)
+    text = record(["compare", *PROBLEMS[problem](), *entries(), "--fit-best", "--out", out, "--jobs", str(jobs),
+                   "--resume", "--no-progress"])
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{problem}.md"), "w") as f:
         f.write(text)
     return text
 
 
+# Comparisons of bench/compare.py whose tables count too: the studies' settings and the image problem
+STUDIES = {"fmnist1000-noaug": os.path.join("bench", "runs", "compare", "fmnist1000-noaug", "compare.json"),
+           "mismatch": os.path.join("bench", "runs", "compare", "mismatch", "compare.json")}
+
+
+def comparisons():
+    """(name, compare.json) of every problem run here, then of the studies run by bench/compare.py."""
+    for problem in PROBLEMS:
+        path = os.path.join(RUNS, problem, "compare.json")
+        if os.path.exists(path):
+            yield problem, path
+    for name, path in STUDIES.items():
+        if os.path.exists(path):
+            yield name, path
+
+
+def bagged_test(result: dict, label: str, setting: str = "all"):
+    """Test accuracy of an entry's fold models averaged (seed by seed, then over seeds): the
+    alternative to refitting the choice on every label, read from its cells' predictions."""
+    from mentor.compare.cells import read_predictions
+
+    by_seed = {}
+    for record in result["cells"]:
+        if record["label"] == label and record["setting"] == setting:
+            p = read_predictions(os.path.join(result["out"], "cells", record["cell"]))
+            if "test_proba" not in p:
+                return None
+            by_seed.setdefault(record["seed"], []).append(p)
+    accuracies = [float(np.mean(np.mean([p["test_proba"] for p in parts], axis=0).argmax(1) == parts[0]["test_true"]))
+                  for parts in by_seed.values()]
+    return statistics.mean(accuracies) if accuracies else None
+
+
 def rules() -> str:
+    """Two tables: each rule's choice and regret as compare computes it (each entry's test figure is
+    the mean over its fold models), and the same rules judged on what they deliver alike: every
+    single entry as its fold models averaged (a bag, as the ensemble is), so that the ensemble is
+    not favoured by being the only bag."""
     from mentor.compare.stats import CHOICE_RULES
 
     header = ["problem", "held-out labels", *[f"{rule}: choice, regret" for rule in CHOICE_RULES],
-              "ensemble optimism", "AutoGluon test", "--fit-best delivered: test"]
+              "ensemble optimism", "AutoGluon test", "--fit-best delivered (rule validation): test"]
+    bag_header = ["problem", *[f"{rule}: bag regret" for rule in CHOICE_RULES], "best bag on test",
+                  "validation's choice: refit on every label / its bag"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    bag_lines = ["| " + " | ".join(bag_header) + " |", "|" + " --- |" * len(bag_header)]
     regrets = {rule: [] for rule in CHOICE_RULES}
-    for problem in PROBLEMS:
-        path = os.path.join(RUNS, problem, "compare.json")
-        if not os.path.exists(path):
-            continue
+    bag_regrets = {rule: [] for rule in CHOICE_RULES}
+    for name, path in comparisons():
         with open(path) as f:
             result = json.load(f)
-        table = result["tables"]["all"]
-        cells = [problem, str(table["resolution"]["units"])]
-        for rule in CHOICE_RULES:
-            regrets[rule].append(table["rule_regrets"][rule])
-            cells.append(f"{table['rule_choices'][rule]} {100 * table['rule_regrets'][rule]:.1f}")
-        optimism = (table.get("ensemble") or {}).get("optimism")
-        cells.append(f"{100 * optimism['optimism']:+.1f}" if optimism else "–")
-        ag = next((r for r in table["rows"] if r.get("kind") == "reference" and "test_accuracy" in r), None)
-        cells.append(f"{100 * ag['test_accuracy']:.1f}" if ag else "–")
-        best = result.get("best") or {}
-        cells.append(f"{best.get('label')} ({best.get('kind')}) {100 * best['test_accuracy']:.1f}"
-                     if best.get("test_accuracy") is not None else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    means = [f"**{100 * statistics.mean(v):.2f}**" if v else "–" for v in regrets.values()]
-    lines.append("| **mean regret** | | " + " | ".join(means) + " | | | |")
-    text = "\n".join(lines)
+        for setting, table in result["tables"].items():
+            if "rule_regrets" not in table:  # no test split, or made before the rules
+                continue
+            title = name if len(result["tables"]) == 1 else f"{name}: {setting}"
+            cells = [title, str(table["resolution"]["units"])]
+            for rule in CHOICE_RULES:
+                regrets[rule].append(table["rule_regrets"][rule])
+                cells.append(f"{table['rule_choices'][rule]} {100 * table['rule_regrets'][rule]:.1f}")
+            optimism = (table.get("ensemble") or {}).get("optimism")
+            cells.append(f"{100 * optimism['optimism']:+.1f}" if optimism else "–")
+            ag = next((r for r in table["rows"] if r.get("kind") == "reference" and "test_accuracy" in r), None)
+            cells.append(f"{100 * ag['test_accuracy']:.1f}" if ag else "–")
+            best = result.get("best") or {}
+            cells.append(f"{best.get('label')} ({best.get('kind')}) {100 * best['test_accuracy']:.1f}"
+                         if best.get("test_accuracy") is not None and setting == "all" else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+            # the same rules, every deliverable entry judged as its fold models averaged
+            bags = {r["label"]: (r.get("test_accuracy") if r.get("kind") == "ensemble" else
+                                 bagged_test(result, r["label"], setting))
+                    for r in table["rows"] if r.get("kind") != "reference"}
+            bags = {k: v for k, v in bags.items() if v is not None}
+            top = max(bags, key=bags.get)
+            row = [title]
+            for rule in CHOICE_RULES:
+                regret = bags[top] - bags[table["rule_choices"][rule]]
+                bag_regrets[rule].append(regret)
+                row.append(f"{table['rule_choices'][rule]} {100 * regret:.1f}")
+            row.append(f"{top} {100 * bags[top]:.1f}")
+            chosen = table["rule_choices"]["validation"]
+            refit = best.get("test_accuracy") if best.get("label") == chosen and setting == "all" else None
+            row.append(f"{chosen}: {f'{100 * refit:.1f}' if refit is not None else '–'} / {100 * bags[chosen]:.1f}")
+            bag_lines.append("| " + " | ".join(row) + " |")
+    lines.append("| **mean regret** | | " + " | ".join(
+        f"**{100 * statistics.mean(v):.2f}**" if v else "–" for v in regrets.values()) + " | | | |")
+    bag_lines.append("| **mean bag regret** | " + " | ".join(
+        f"**{100 * statistics.mean(v):.2f}**" if v else "–" for v in bag_regrets.values()) + " | | |")
+    text = "\n".join(lines) + "\n\nJudged alike (every entry as its fold models averaged):\n\n" + "\n".join(bag_lines)
     print(text)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "rules.md"), "w") as f:
@@ -165,16 +211,42 @@ def rules() -> str:
     return text
 
 
+def summary() -> str:
+    """Per problem: the test accuracy (mean over fold models; the ensemble as delivered) and the
+    seconds per cell of every entry, and what --fit-best delivered, for BENCHMARKS.md."""
+    results = {name: json.load(open(path)) for name, path in comparisons() if name in PROBLEMS}
+    labels = list(dict.fromkeys(r["label"] for result in results.values() for r in result["tables"]["all"]["rows"]))
+    header = ["entry", *results]
+    acc = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    secs = list(acc)
+    for label in labels:
+        a, t = [label.split(":")[0]], [label.split(":")[0]]
+        for result in results.values():
+            row = next((r for r in result["tables"]["all"]["rows"] if r["label"] == label), {})
+            a.append(f"{100 * row['test_accuracy']:.1f}" if "test_accuracy" in row else "–")
+            t.append(f"{row['seconds_per_cell']:.1f}" if "seconds_per_cell" in row else "–")
+        acc.append("| " + " | ".join(a) + " |")
+        secs.append("| " + " | ".join(t) + " |")
+    walls = "| wall (s) | " + " | ".join(f"{r['seconds']:.0f}" for r in results.values()) + " |"
+    text = ("Test accuracy (mean over the fold models; the ensemble: as delivered):\n\n" + "\n".join(acc) +
+            "\n\nSeconds per cell (2 jobs on 2 cores; the ensemble: its members' seconds, no training of its own):\n\n"
+            + "\n".join(secs + [walls]))
+    print(text)
+    with open(os.path.join(RESULTS, "summary.md"), "w") as f:
+        f.write(f"{time.strftime('%Y-%m-%d')}, `python bench/fit_best.py summary`\n\n{text}\n")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["run", "rules"])
+    parser.add_argument("what", choices=["run", "rules", "summary"])
     parser.add_argument("problems", nargs="*", help=f"default: every problem ({', '.join(PROBLEMS)})")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     os.chdir(ROOT)
-    if args.what == "rules":
-        rules()
+    if args.what in ("rules", "summary"):
+        (rules if args.what == "rules" else summary)()
         return
     unknown = [p for p in args.problems if p not in PROBLEMS]
     if unknown:

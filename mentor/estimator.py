@@ -19,7 +19,8 @@ the only state (``model_``, ``classes_``, ``n_features_in_``), and the estimator
 mentor.compare.DEFAULT_METHODS; entries as on the command line, e.g. "fixmatch:threshold=0.9")
 and the classical ``baselines`` (default mentor.compare.DEFAULT_BASELINES; [] for none) on
 ``folds`` stratified folds of the labeled rows, in ``n_jobs`` processes, with the ensemble of
-their fold models, and delivers whatever compare's choice rule picks: a network trained on every
+their fold models, and delivers whatever compare's choice rule (``choice_rule``, default
+compare's) picks: a network trained on every
 row, a scikit-learn model fitted on every row, or the ensemble (``chosen_method_``;
 ``chosen_kind_``: "network", "classical" or "ensemble"; ``comparison_`` holds each entry's
 validation accuracy, its difference to supervised training with a 95% interval, and the
@@ -45,7 +46,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                  unlabeled_batch_size: int = 448, lr: float = 0.03, strong_noise: float = 0.15,
                  input_noise=None, ema_decay=None, model_options=None, unlabeled=-1, random_state: int = 0,
                  device: str = "cpu", candidates=None, baselines=None, folds: int = 5, n_jobs: int = 1,
-                 **method_options):
+                 choice_rule=None, **method_options):
         self.method = method
         self.model = model
         self.steps = steps
@@ -61,6 +62,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.candidates = candidates
         self.baselines = baselines
+        self.choice_rule = choice_rule
         self.folds = folds
         self.n_jobs = n_jobs
         self._method_options = method_options  # private: scikit-learn's checks allow no other attribute
@@ -144,7 +146,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
             result = compare(config, methods=list(self.candidates or DEFAULT_METHODS), folds=int(self.folds),
                              dataset=dataset, test=False,
                              baselines=DEFAULT_BASELINES if self.baselines is None else list(self.baselines), jobs=int(self.n_jobs),
-                             progress=False, out=out, fit_best=True)
+                             progress=False, out=out, fit_best=True, rule=self.choice_rule)
             model = load_model(result["best"]["folder"])
         table = result["tables"]["all"]
         self.chosen_method_, self.chosen_kind_ = table["chosen"], result["best"]["kind"]

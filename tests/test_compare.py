@@ -112,7 +112,7 @@ def test_an_example_seen_in_several_cells_is_one_unit():
 def test_compare_pairs_cells_chooses_on_validation_and_reports(tmp_path):
     out = str(tmp_path / "cmp")
     result = compare(digits_config(), methods=["fixmatch", "logistic_regression", "label_spreading"], folds=3,
-                     out=out, progress=False)
+                     out=out, progress=False, rule="validation")
     table = result["tables"]["all"]
     labels = [r["label"] for r in table["rows"]]
     # supervised added, first; the ensemble of what the cells hold, last
@@ -200,7 +200,8 @@ def test_fit_best_is_a_run_that_predicts_and_exports(tmp_path):
     import mentor
 
     out = str(tmp_path / "cmp")
-    result = compare(digits_config(), methods=["supervised", "uda"], folds=2, out=out, progress=False, fit_best=True)
+    result = compare(digits_config(), methods=["supervised", "uda"], folds=2, out=out, progress=False, fit_best=True,
+                     rule="validation")
     best = result["best"]
     assert best["kind"] == "network" and best["steps"] == 20
     assert best["label"] == result["tables"]["all"]["chosen"] == result["tables"]["all"]["best_network"]

@@ -65,7 +65,7 @@ def compare_args(train, test, out, *extra):
 def test_label_spreading_wins_and_is_delivered_predicted_exported_and_reported(tmp_path, capsys):
     train, test, x_test, names = moons_table(str(tmp_path))
     out = str(tmp_path / "cmp")
-    assert main(compare_args(train, test, out, "--fit-best")) == 0
+    assert main(compare_args(train, test, out, "--fit-best", "--choice-rule", "validation")) == 0
     printed = capsys.readouterr().out
     result = json.load(open(os.path.join(out, "compare.json")))
     assert result["tables"]["all"]["chosen"] == "label_spreading", printed
@@ -220,7 +220,7 @@ def test_estimator_auto_delivers_the_classical_model_when_it_wins(tmp_path):
                                                                                       replace=False)]
     y_partial = np.where(np.isin(np.arange(400), labeled), np.array(["a", "b"])[y], "")  # "" marks unlabeled
     clf = SemiSupervisedClassifier(method="auto", candidates=["supervised"], folds=3, steps=20, batch_size=8,
-                                   unlabeled_batch_size=16, unlabeled="",
+                                   unlabeled_batch_size=16, unlabeled="", choice_rule="validation",
                                    baselines=["logistic_regression", "label_spreading"])
     clf.fit(x, y_partial)
     assert clf.chosen_method_ == "label_spreading" and clf.chosen_kind_ == "classical"

@@ -175,11 +175,16 @@ class AutoGluonClassifier:
         self.predictor = TabularPredictor(label="label", eval_metric="accuracy", path=self.folder, verbosity=0,
                                           problem_type="binary" if len(np.unique(y[labeled])) == 2 else "multiclass",
                                           learner_kwargs={"label_count_threshold": 1})
+        # its models get this process's share of the cores (compare --jobs splits them), as mentor's
+        # cells do: left to "auto", LightGBM's and CatBoost's threads take every core from the other jobs
+        import torch
+
         self.predictor.fit(train, presets=self.presets, time_limit=self.time_limit,
-                           ag_args_fit={"random_seed": self.seed}, num_cpus="auto")
+                           ag_args_fit={"random_seed": self.seed}, num_cpus=torch.get_num_threads())
         pool = x[~labeled]
         if self.pseudolabel and len(pool):
-            self.predictor.fit_pseudolabel(pd.DataFrame(pool, columns=columns), time_limit=self.time_limit)
+            self.predictor.fit_pseudolabel(pd.DataFrame(pool, columns=columns), time_limit=self.time_limit,
+                                           num_cpus=torch.get_num_threads())
         self.classes_ = np.asarray(self.predictor.class_labels, dtype=np.int64)
         self._columns = columns
         return self
