@@ -294,3 +294,21 @@ def test_autogluon_entry_runs_beside_the_others_where_installed(tmp_path):
     assert ag["kind"] == "reference" and ag["val"]["units"] == 18 and "difference_interval" in ag["val"]
     assert result["tables"]["all"]["chosen"] != ag["label"] and result["best"]["label"] != ag["label"]
     assert "autogluon" not in {m["entry"] for m in result["tables"]["all"]["ensemble"]["members"]}
+
+
+def test_cells_without_probabilities_are_left_out_of_the_ensemble_and_named(tmp_path):
+    from mentor.compare import format_tables
+
+    config = TrainConfig(dataset="digits", num_labeled=30, steps=10, batch_size=16, unlabeled_batch_size=32,
+                         model_options={"hidden": [8]}, device="cpu", progress=False)
+    out = str(tmp_path / "cmp")
+    compare(config, methods=["supervised", "logistic_regression"], folds=2, out=out, progress=False)
+    for fold in (0, 1):  # as an older mentor left them: classes only
+        path = os.path.join(out, "cells", "all", "logistic_regression", f"seed0-fold{fold}", "predictions.npz")
+        kept = {k: v for k, v in np.load(path).items() if not k.endswith("_proba")}
+        np.savez_compressed(path, **kept)
+    result = compare(config, methods=["supervised", "logistic_regression"], folds=2, out=out, progress=False,
+                     resume=True)
+    ensemble = result["tables"]["all"]["ensemble"]
+    assert ensemble["candidates"] == ["supervised"] and ensemble["left_out"] == ["logistic_regression"]
+    assert "left out: logistic_regression, whose cells hold no probabilities" in format_tables(result)

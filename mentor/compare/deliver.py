@@ -47,6 +47,15 @@ def _write_test(folder: str, y_true: Optional[np.ndarray], y_pred: Optional[np.n
     return float(np.mean(y_true == y_pred))
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link where the file system allows it (a network's checkpoint is not copied for every
+    fold: compare never rewrites a finished cell's files), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def deliver_classical(folder: str, entry, config: TrainConfig, dataset, validation: dict) -> dict:
     _fresh(folder)
     ds, split, model, used, notes = fit_classical(entry, config, dataset, folder)
@@ -77,7 +86,7 @@ def deliver_ensemble(folder: str, out: str, description: dict, records: Dict[str
             os.makedirs(target, exist_ok=True)
             for file in MODEL_FILES:
                 if os.path.exists(os.path.join(source, file)):
-                    shutil.copy2(os.path.join(source, file), os.path.join(target, file))
+                    _link_or_copy(os.path.join(source, file), os.path.join(target, file))
             if spec is None:
                 spec = {k: v for k, v in read_json(os.path.join(source, INFERENCE)).items() if k in INPUT_KEYS}
             members.append({"folder": relative, "entry": member["entry"], "weight": member["weight"] / len(cells)})

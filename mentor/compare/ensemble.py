@@ -84,11 +84,14 @@ def build(entries: List[str], cells: Dict[str, Dict[tuple, dict]], predictions, 
     ``measure``: the nested measurement of the validation figure's optimism.
     Returns (records by (seed, fold), predictions by record name, the ensemble's description), or
     None when fewer than one entry qualifies."""
-    common = None
+    members, left_out, common = [], [], None
     for label in entries:
-        have = {k for k, r in cells.get(label, {}).items() if "val_proba" in predictions(r)}
-        common = have if common is None else common & have
-    members = list(entries)
+        records = cells.get(label, {})
+        if records and all("val_proba" in predictions(r) for r in records.values()):
+            members.append(label)
+            common = set(records) if common is None else common & set(records)
+        elif records:
+            left_out.append(label)  # cells made before compare kept probabilities
     if not members or not common:
         return None
     order = sorted(common)
@@ -126,6 +129,6 @@ def build(entries: List[str], cells: Dict[str, Dict[tuple, dict]], predictions, 
                               "test_accuracy": test_accuracy, "seconds": seconds}
         preds[name] = p
     description = {"members": [{"entry": label, "weight": float(w)} for label, w in chosen],
-                   "candidates": members, "cells": [list(k) for k in order], "rounds": ROUNDS,
+                   "candidates": members, "left_out": left_out, "cells": [list(k) for k in order], "rounds": ROUNDS,
                    "optimism": nested_optimism(pooled, y, keys, seed) if measure else None}
     return records, preds, description

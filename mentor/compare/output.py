@@ -141,6 +141,9 @@ def ensemble_line(description: dict) -> str:
     line = (f"Ensemble: greedy selection (Caruana et al. 2004, {description['rounds']} rounds) over the entries' "
             f"held-out probabilities chose {members}. Its validation figure is optimistic: the weights were fitted "
             "on the same held-out predictions")
+    if description.get("left_out"):
+        line += (f" (left out: {', '.join(description['left_out'])}, whose cells hold no probabilities: made by an "
+                 "older mentor; delete their cells and resume to include them)")
     optimism = description.get("optimism")
     if optimism:
         line += (f"; with weights fitted on half of the held-out examples and scored on the other half (both ways, "
