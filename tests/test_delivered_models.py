@@ -229,6 +229,13 @@ def test_estimator_auto_delivers_the_classical_model_when_it_wins(tmp_path):
     assert np.mean(clf.predict(x) == np.array(["a", "b"])[y]) > 0.9
     again = pickle.loads(pickle.dumps(clf))
     assert np.array_equal(again.predict(x), clf.predict(x))
+    # the ensemble, when the rule takes it: the fold models held in memory, pickled with the estimator
+    clf.set_params(choice_rule="ensemble").fit(x, y_partial)
+    assert clf.chosen_method_ == "ensemble" and clf.chosen_kind_ == "ensemble"
+    members = clf.comparison_["ensemble"]["members"]
+    assert len(clf.model_.members) == 3 * len(members)  # every member's three fold models
+    proba = pickle.loads(pickle.dumps(clf)).predict_proba(x)
+    assert np.allclose(proba.sum(1), 1, atol=1e-5) and np.mean(clf.classes_[proba.argmax(1)] == np.array(["a", "b"])[y]) > 0.9
 
 
 def test_classical_models_load_only_known_types_and_name_a_corrupt_file(tmp_path):
