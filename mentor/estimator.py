@@ -3,7 +3,8 @@
     from mentor import SemiSupervisedClassifier
     clf = SemiSupervisedClassifier(method="fixmatch", steps=2000, threshold=0.9)  # method options as keywords
     clf.fit(X, y)                 # y: labels of any type; -1 (``unlabeled``) marks the unlabeled rows
-    clf.predict(X_new); clf.predict_proba(X_new); clf.score(X_test, y_test)
+    clf.fit(df, label="species")  # or a DataFrame and its label column: empty cells are the unlabeled rows
+    clf.predict(X_new); clf.predict_proba(X_new); clf.score(X_test, y_test)  # score: labeled rows only
 
 The convention is scikit-learn's semi-supervised one (LabelSpreading, SelfTrainingClassifier).
 fit trains ``steps`` steps of the method on every labeled row and every unlabeled one (the
@@ -12,7 +13,11 @@ all rows of X (so ``strong_noise`` and ``input_noise`` are in units of each feat
 Methods that compare two noisy views (MixMatch, the Pi-model, Mean Teacher) get ``input_noise``
 = ``strong_noise`` unless it is given. Keyword arguments that are not parameters below are the
 method's hyper-parameters (``mentor methods``); get_params / set_params include them, so
-GridSearchCV can search them. Nothing is done in __init__; the fitted network and scaling are
+GridSearchCV can search them. ``score`` is the accuracy on the rows whose y is a label (an
+unlabeled row has no truth to score), so GridSearchCV and cross_val_score on semi-supervised
+data score each fold's labeled rows. ``n_jobs`` > 1 starts worker processes the way Python's
+multiprocessing does: a script that uses it must guard its top level with
+``if __name__ == "__main__":`` (each worker imports the script). Nothing is done in __init__; the fitted network and scaling are
 the only state (``model_``, ``classes_``, ``n_features_in_``), and the estimator pickles.
 
 ``method="auto"`` chooses for you: `mentor compare` trains each of ``candidates`` (default
@@ -92,9 +97,13 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(labeled)
         return is_unlabeled, labeled
 
-    def fit(self, X, y):
+    def fit(self, X, y=None, label=None):
+        """``label``: with a pandas DataFrame ``X`` and no ``y``, the column of class labels (empty
+        cells and NaN mark the unlabeled rows, as the command line's ``--target``); the other
+        columns are the features."""
         from .train import TrainConfig, Trainer
 
+        X, y = self._frame_door(X, y, label)
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2, y_numeric=False)
         is_unlabeled, y_labeled = self._split_labels(y)
         self.classes_, encoded = np.unique(y_labeled, return_inverse=True)
@@ -131,6 +140,39 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = model.to("cpu").eval()
         return self
 
+    def _frame_door(self, X, y, label):
+        """fit(df, label="species"): the label column becomes y (empty cells -> the unlabeled marker)."""
+        self.label_ = label
+        if label is None:
+            return X, y
+        if y is not None:
+            raise ValueError("give y or label=, not both: label= names the column of X that holds the labels")
+        columns = getattr(X, "columns", None)
+        if columns is None:
+            raise ValueError("label= names a column of a pandas DataFrame; X is not one (pass y instead)")
+        if label not in columns:
+            raise ValueError(f"label={label!r} is not a column of X; its columns: {', '.join(map(str, columns))}")
+        raw = X[label].to_numpy(dtype=object)
+        empty = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+                          for v in raw], dtype=bool)
+        y = raw.copy()
+        y[empty] = self.unlabeled
+        from pandas.api.types import is_numeric_dtype  # X is a DataFrame here: pandas is installed
+
+        features = X.drop(columns=[label])
+        text = [c for c in features.columns if not is_numeric_dtype(features[c].dtype)]
+        if text:
+            raise ValueError(f"feature column(s) {', '.join(map(str, text))} are not numeric; encode them first "
+                             "(e.g. one-hot) or drop them")
+        return features, y
+
+    def _without_label(self, X):
+        """predict/score on the training DataFrame itself: its label column is not a feature."""
+        label = getattr(self, "label_", None)
+        if label is not None and label in getattr(X, "columns", ()):
+            return X.drop(columns=[label])
+        return X
+
     def _choose(self, config, dataset):
         """method='auto': `mentor compare` on folds of the labeled rows (the candidates and the
         classical baselines), then its choice delivered as --fit-best does (a network trained on
@@ -157,7 +199,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
     @torch.no_grad()
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, self._without_label(X), dtype=np.float64, reset=False)
         scaled = ((X - self.mean_) / self.scale_).astype(np.float32)
         if not isinstance(self.model_, torch.nn.Module):  # method="auto": a delivered model (mentor.inference)
             return np.asarray(self.model_.predict_proba(scaled), dtype=np.float64)
@@ -168,6 +210,26 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         probs = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is read
         return self.classes_[probs.argmax(axis=1)]
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Accuracy on the labeled rows of (X, y): rows whose y is the unlabeled marker carry no
+        truth and are left out (so GridSearchCV's folds of semi-supervised data score what they
+        can). With a DataFrame fitted by label=, y may be left out: its label column is read."""
+        if y is None and getattr(self, "label_", None) is not None:
+            _, y = self._frame_door(X, None, self.label_)
+        if y is None:
+            raise ValueError("score needs y (or a DataFrame with the label column the estimator was fitted with)")
+        y = column_or_1d(np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y)
+        labeled = ~np.array([_same(v, self.unlabeled) for v in y], dtype=bool)
+        if not labeled.any():
+            raise ValueError(f"y has no labeled row to score: every entry is the unlabeled marker {self.unlabeled!r}")
+        rows = np.flatnonzero(labeled)
+        X = self._without_label(X)
+        X = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+        weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
+        from sklearn.metrics import accuracy_score
+
+        return float(accuracy_score(y[rows], self.predict(X), sample_weight=weights))
 
 
 def _same(value, marker) -> bool:

@@ -319,3 +319,16 @@ def test_cells_without_probabilities_are_left_out_of_the_ensemble_and_named(tmp_
     ensemble = result["tables"]["all"]["ensemble"]
     assert ensemble["candidates"] == ["supervised"] and ensemble["left_out"] == ["logistic_regression"]
     assert "left out: logistic_regression, whose cells hold no probabilities" in format_tables(result)
+
+
+def test_compare_on_a_table_states_the_test_rows_it_keeps_back(tmp_path, capsys):
+    train, _, _, _ = moons_table(str(tmp_path), labeled_per_class=12, unlabeled=60)
+    out = str(tmp_path / "cmp")
+    args = ["compare", "--dataset", "table", "--data-path", train, "--target", "side", "--steps", "10",
+            "--methods", "supervised", "logistic_regression", "--folds", "2", "--out", out, "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out  # above the table (and on stderr with the plan, when progress is on)
+    assert "Test split: 5 of the table's 24 labeled rows are held out (a seeded stratified 20%" in printed
+    assert "the folds and --fit-best use the other 19" in printed and "--test-path FILE" in printed
+    result = json.load(open(os.path.join(out, "compare.json")))
+    assert result["tables"]["all"]["rows"][0]["val"]["units"] == 19

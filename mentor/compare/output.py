@@ -166,6 +166,8 @@ def format_tables(result: dict) -> str:
              f"{f'{folds} folds' if folds else 'every label trains (no folds)'} x seeds "
              f"{result['settings']['seeds']}; {len(result['cells'])} cells "
              f"({sum(c['seconds'] for c in result['cells']):.0f} s of training), {result['seconds']:.0f} s wall"]
+    if result["settings"].get("held_test"):
+        parts.append(result["settings"]["held_test"][0].upper() + result["settings"]["held_test"][1:] + ".")
     for name, table in result["tables"].items():
         header, rows = table_rows(table, folds, result["settings"]["test"])
         title = "" if len(result["tables"]) == 1 else f"\n## {name}\n"

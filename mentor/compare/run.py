@@ -96,6 +96,9 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     if dataset is None:
         remember_dataset(replace(config, seed=seeds[0]), loaded)  # the cells of seeds[0] run here with one job
     features = not loaded.is_image
+    held_test = _held_test_note(config, loaded)
+    if held_test:
+        log(held_test)
     if features and config.strong_noise is None and loaded.cached_views is None:  # embeddings bring their views
         config = replace(config, strong_noise=FEATURE_NOISE)
     entries = resolve_entries(methods, baselines, features)
@@ -118,11 +121,26 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     _run(todo, test, jobs, threads, dataset, progress)
     result = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
                         time.perf_counter() - started, rule)
+    result["settings"]["held_test"] = held_test
     if fit_best:
         result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log)
     result["report"] = write_report(result, os.path.join(out, "report.html"))
     write_json_atomically(os.path.join(out, RESULT_FILE), result)
     return result
+
+
+def _held_test_note(config: TrainConfig, loaded) -> Optional[str]:
+    """A table without --test-path keeps a seeded share of its own labeled rows as its test split:
+    say how many, and how to train on them all."""
+    options = config.dataset_options or {}
+    if config.dataset != "table" or options.get("test_path"):
+        return None
+    n_test, n_train = len(loaded.y_test), len(loaded.y_train)  # a table's training rows are its labeled ones
+    fraction = options.get("test_fraction", 0.2)
+    return (f"test split: {n_test} of the table's {n_test + n_train} labeled rows are held out (a seeded stratified "
+            f"{100 * float(fraction):g}%, never used for a choice); the folds and --fit-best use the other {n_train}. "
+            "To train on every label, give labeled test rows as their own file (--test-path FILE), or keep fewer back "
+            "(--data-hp test_fraction=0.1)")
 
 
 def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -> dict:
