@@ -154,6 +154,8 @@ def test_resume_keeps_finished_cells_and_takes_new_methods(tmp_path):
     os.remove(os.path.join(interrupted, "cell.json"))  # killed after its last checkpoint
     with pytest.raises(ConfigError, match="already holds a comparison; pass --resume"):
         compare(digits_config(), methods=["supervised"], folds=2, out=out, progress=False, baselines=[])
+    with pytest.raises(ConfigError, match=r"other settings \(steps: 20 then, 30 now\)"):  # --fit-best continues it,
+        compare(digits_config(steps=30), methods=["supervised"], folds=2, out=out, progress=False, fit_best=True)
     with pytest.raises(ConfigError, match=r"other settings \(steps: 20 then, 30 now\)"):
         compare(digits_config(steps=30), methods=["supervised"], folds=2, out=out, progress=False, resume=True)
     again = compare(digits_config(), methods=["supervised", "logistic_regression"], folds=2, out=out,

@@ -332,3 +332,23 @@ def test_compare_on_a_table_states_the_test_rows_it_keeps_back(tmp_path, capsys)
     assert "the folds and --fit-best use the other 19" in printed and "--test-path FILE" in printed
     result = json.load(open(os.path.join(out, "compare.json")))
     assert result["tables"]["all"]["rows"][0]["val"]["units"] == 19
+
+
+def test_adding_fit_best_to_a_finished_comparison_just_fits_and_chance_level_is_flagged(tmp_path):
+    from mentor.compare import format_tables
+
+    config = TrainConfig(dataset="digits", num_labeled=30, steps=10, batch_size=16, unlabeled_batch_size=32,
+                         model_options={"hidden": [8]}, device="cpu", progress=False, lr=1e-6)
+    out = str(tmp_path / "cmp")
+    first = compare(config, methods=["supervised", "logistic_regression"], folds=2, out=out, progress=False)
+    stamps = {c["cell"]: os.stat(os.path.join(out, "cells", c["cell"], "cell.json")).st_mtime_ns
+              for c in first["cells"]}
+    again = compare(config, methods=["supervised", "logistic_regression"], folds=2, out=out, progress=False,
+                    fit_best=True)  # no resume=True needed
+    assert again["best"]["folder"] == os.path.abspath(os.path.join(out, "best"))
+    assert all(os.stat(os.path.join(out, "cells", k, "cell.json")).st_mtime_ns == v for k, v in stamps.items())
+    table = again["tables"]["all"]
+    # a network at lr 1e-6 learns nothing in 10 steps: flagged, with the likely reason
+    assert "supervised" in table["at_chance"] and "logistic_regression" not in table["at_chance"]
+    assert table["chance"] == pytest.approx(0.1, abs=0.05)
+    assert "supervised is at chance level on validation" in format_tables(again)

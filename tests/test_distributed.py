@@ -3,6 +3,7 @@ writes nothing but rank 0, and a killed 2-process run resumes on the same trajec
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,14 +14,22 @@ from mentor.errors import CheckpointError
 from mentor.train import TrainConfig, Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def torchrun(*args, nproc=2, killed=False):
     """``killed``: the run dies on purpose; its exit status is not asserted (a rank whose peer has
     gone may be aborted by gloo first, as when a machine goes down), only what it left on disk."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    if not killed and done.returncode != 0 and TEARDOWN_ABORT in done.stderr:
+        # A rank aborted by the C++ runtime while the process exits (gloo's threads at teardown, after
+        # the barrier and destroy_process_group; seen in about 1 of 50 runs on 2 cores): run it once
+        # more, from a clean --out unless it resumes. Any other failure, or this one twice, fails the test.
+        if "--resume" not in args and "--out" in args:
+            shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     if not killed:
         assert done.returncode == 0, done.stderr[-3000:]
     return done

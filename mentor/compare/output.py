@@ -115,6 +115,12 @@ def verdict_lines(table: dict) -> List[str]:
         if r["val"]["accuracy"] > val["accuracy"]:
             lines.append(f"{r['label']} scored higher on validation ({_pct(r['val']['accuracy'])}); it is a reference: "
                          "its models are AutoGluon's own (pickles), which mentor neither chooses nor delivers.")
+    for label in table.get("at_chance") or []:
+        row = rows[label]
+        why = ("too few labeled rows for its settings (a tree needs several per leaf)" if row["baseline"] else
+               "too few steps, or a learning rate too small or too large for this data")
+        lines.append(f"{label} is at chance level on validation ({_pct(row['val']['accuracy'])}; always answering the "
+                     f"largest class scores {_pct(table['chance'])}): it learned nothing here, likely {why}.")
     contenders = sum(1 for r in table["rows"] if r["label"] != "supervised" and "val" in r)
     if contenders > 1 and chosen["label"] != "supervised":
         lines.append(f"The intervals are per comparison. The choice is the best of {contenders + 1} noisy validation "

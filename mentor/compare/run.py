@@ -111,7 +111,8 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     for setting in settings:  # bad input (too few labels for the folds, mismatch on a pool of unknown classes) now
         first = next(c for cell, c in zip(cells, configs) if cell.setting == setting)  # of seeds[0], as ``loaded``
         prepare_data(first.validate(), loaded)
-    _claim_folder(out, config, folds, test, labeled_classes, resume)
+    # --fit-best on a folder holding this comparison continues it (its finished cells are kept) and fits
+    _claim_folder(out, config, folds, test, labeled_classes, resume or fit_best)
 
     todo = [(cell, c) for cell, c in zip(cells, configs) if read_cell(c.out) is None]
     threads = max(1, available_cores() // jobs)
@@ -152,7 +153,8 @@ def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -
 def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled_classes, resume: bool) -> None:
     """Writes OUT/compare-settings.json, or checks a resumed comparison against it. Methods,
     seeds and study points may change on resume (finished cells are found by name); the
-    training settings, folds and labeled classes may not."""
+    training settings, folds and labeled classes may not. ``resume`` is also given by --fit-best:
+    adding it to a finished comparison needs no --resume."""
     path = os.path.join(out, SETTINGS_FILE)
     now = json.loads(json.dumps(_fingerprint(config, folds, test, labeled_classes)))
     if os.path.exists(path):

@@ -101,6 +101,10 @@ def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[t
         return memo[record["cell"]]
 
     ref_cells = cells.get(reference, {})
+    chance = None
+    if ref_cells:  # always predicting the largest class of the held-out labels scores this
+        truth = np.concatenate([predictions(r)["val_true"] for r in ref_cells.values()])
+        chance = float(np.bincount(truth).max() / len(truth)) if len(truth) else None
     for label, baseline, semi_supervised in entries:
         mine = cells.get(label, {})
         common = sorted(set(mine) & set(ref_cells))
@@ -124,7 +128,8 @@ def summarise(entries: Sequence[Tuple[str, bool, bool]], cells: Dict[str, Dict[t
                 if all(f"{split}_key" in p and len(p[f"{split}_key"]) for p in mine_p):
                     row[split] = split_figures(mine_p, ref_p, split, reps, seed)
         rows.append(row)
-    return {"rows": rows, **choose(rows, reference, rule)}
+    at_chance = [r["label"] for r in rows if chance is not None and "val" in r and r["val"]["accuracy"] <= chance]
+    return {"rows": rows, "chance": chance, "at_chance": at_chance, **choose(rows, reference, rule)}
 
 
 # How the choice is made on validation (BENCHMARKS.md "Which rule chooses": the mean regret of
