@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from typing import List, Optional
 
 import numpy as np
@@ -54,7 +55,9 @@ def probabilities(model, features: np.ndarray, num_classes: int) -> np.ndarray:
     out = np.zeros((len(features), num_classes), dtype=np.float64)
     if len(features) == 0:
         return out
-    proba = np.asarray(model.predict_proba(features), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # LabelSpreading's 0/0 on those rows, made uniform below
+        proba = np.asarray(model.predict_proba(features), dtype=np.float64)
     out[:, np.asarray(model.classes_, dtype=np.int64)] = proba
     empty = ~np.isfinite(out).all(axis=1) | (out.sum(axis=1) <= 0)
     out[empty] = 1.0 / num_classes
@@ -118,7 +121,7 @@ def onnx_model(model, shift: np.ndarray, scale: np.ndarray, num_classes: int, op
     num_classes)) computing (x - shift) / scale, then ``model``'s probabilities over every class.
     Raises ConfigError naming the reason when the estimator does not convert."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, compose, helper, numpy_helper
     from skl2onnx import to_onnx
 
     estimator, normalise, columns = _exportable(model)
@@ -131,8 +134,6 @@ def onnx_model(model, shift: np.ndarray, scale: np.ndarray, num_classes: int, op
     except Exception as exc:  # skl2onnx raises many kinds; the reason goes to the user as it is
         raise ConfigError(f"{name} does not convert to ONNX here (skl2onnx: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:300]}); mentor predict serves it") from None
-    from onnx import compose
-
     converted = compose.add_prefix(converted, "estimator_")  # its names apart from the wrapper's ("probabilities")
     graph = converted.graph
     raw = graph.output[-1].name  # classifiers: label then probabilities; the regressor: its output
@@ -154,14 +155,14 @@ def onnx_model(model, shift: np.ndarray, scale: np.ndarray, num_classes: int, op
         post.append(helper.make_node("MatMul", [current, "columns"], ["spread"]))
         current = "spread"
     post.append(helper.make_node("Cast", [current], ["probabilities"], to=TensorProto.FLOAT))
-    scatter = np.zeros((len(columns), num_classes), dtype=np.float32)
-    scatter[np.arange(len(columns)), columns] = 1.0
     initializers = [numpy_helper.from_array(np.asarray(shift, np.float32), "shift"),
                     numpy_helper.from_array(np.asarray(scale, np.float32), "scale")]
     if normalise:
         initializers += [numpy_helper.from_array(np.array([1e-12], np.float32), "tiny"),
                          numpy_helper.from_array(np.array([1], np.int64), "axis1")]
     if current == "spread":
+        scatter = np.zeros((len(columns), num_classes), dtype=np.float32)
+        scatter[np.arange(len(columns)), columns] = 1.0
         initializers.append(numpy_helper.from_array(scatter, "columns"))
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])
     y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", num_classes])

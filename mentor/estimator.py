@@ -17,16 +17,17 @@ GridSearchCV can search them. ``score`` is the accuracy on the rows whose y is a
 unlabeled row has no truth to score), so GridSearchCV and cross_val_score on semi-supervised
 data score each fold's labeled rows. ``n_jobs`` > 1 starts worker processes the way Python's
 multiprocessing does: a script that uses it must guard its top level with
-``if __name__ == "__main__":`` (each worker imports the script). Nothing is done in __init__; the fitted network and scaling are
-the only state (``model_``, ``classes_``, ``n_features_in_``), and the estimator pickles.
+``if __name__ == "__main__":`` (each worker imports the script). Nothing is done in __init__;
+the fitted network and scaling are the only state (``model_``, ``classes_``, ``n_features_in_``),
+and the estimator pickles.
 
 ``method="auto"`` chooses for you: `mentor compare` trains each of ``candidates`` (default
 mentor.compare.DEFAULT_METHODS; entries as on the command line, e.g. "fixmatch:threshold=0.9")
 and the classical ``baselines`` (default mentor.compare.DEFAULT_BASELINES; [] for none) on
 ``folds`` stratified folds of the labeled rows, in ``n_jobs`` processes, with the ensemble of
 their fold models, and delivers whatever compare's choice rule (``choice_rule``, default
-compare's) picks: a network trained on every
-row, a scikit-learn model fitted on every row, or the ensemble (``chosen_method_``;
+compare's) picks: a network trained on every row, a scikit-learn model fitted on every row, or
+the ensemble (``chosen_method_``;
 ``chosen_kind_``: "network", "classical" or "ensemble"; ``comparison_`` holds each entry's
 validation accuracy, its difference to supervised training with a 95% interval, and the
 resolution of that validation).
@@ -88,9 +89,12 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     # --- fit / predict ----------------------------------------------------------------------
+    def _unlabeled_rows(self, y) -> np.ndarray:
+        return np.array([_same(v, self.unlabeled) for v in y], dtype=bool)
+
     def _split_labels(self, y):
         y = column_or_1d(y, warn=True)
-        is_unlabeled = np.array([_same(v, self.unlabeled) for v in y], dtype=bool)
+        is_unlabeled = self._unlabeled_rows(y)
         labeled = y[~is_unlabeled]
         if len(labeled) == 0:
             raise ValueError(f"y has no labeled row: every entry is the unlabeled marker {self.unlabeled!r}")
@@ -103,6 +107,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         columns are the features."""
         from .train import TrainConfig, Trainer
 
+        self.label_ = label
         X, y = self._frame_door(X, y, label)
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2, y_numeric=False)
         is_unlabeled, y_labeled = self._split_labels(y)
@@ -142,7 +147,6 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
 
     def _frame_door(self, X, y, label):
         """fit(df, label="species"): the label column becomes y (empty cells -> the unlabeled marker)."""
-        self.label_ = label
         if label is None:
             return X, y
         if y is not None:
@@ -186,9 +190,9 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
 
         with tempfile.TemporaryDirectory(prefix="mentor-auto-") as out:
             result = compare(config, methods=list(self.candidates or DEFAULT_METHODS), folds=int(self.folds),
-                             dataset=dataset, test=False,
-                             baselines=DEFAULT_BASELINES if self.baselines is None else list(self.baselines), jobs=int(self.n_jobs),
-                             progress=False, out=out, fit_best=True, rule=self.choice_rule)
+                             dataset=dataset, test=False, jobs=int(self.n_jobs), progress=False, out=out,
+                             baselines=DEFAULT_BASELINES if self.baselines is None else list(self.baselines),
+                             fit_best=True, rule=self.choice_rule)
             model = load_model(result["best"]["folder"])
         table = result["tables"]["all"]
         self.chosen_method_, self.chosen_kind_ = table["chosen"], result["best"]["kind"]
@@ -220,7 +224,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("score needs y (or a DataFrame with the label column the estimator was fitted with)")
         y = column_or_1d(np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y)
-        labeled = ~np.array([_same(v, self.unlabeled) for v in y], dtype=bool)
+        labeled = ~self._unlabeled_rows(y)
         if not labeled.any():
             raise ValueError(f"y has no labeled row to score: every entry is the unlabeled marker {self.unlabeled!r}")
         rows = np.flatnonzero(labeled)

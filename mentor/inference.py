@@ -140,38 +140,32 @@ class ClassicalPredictor:
     def __init__(self, estimator, spec: dict, run_dir: str):
         self.estimator, self.spec, self.run_dir = estimator, spec, run_dir
         self.classes_ = class_labels(spec)
+        # raw inputs -> the rows it was fitted on: a table's scaling (Preprocess), images through the
+        # backbone to their embeddings as the network route does; plain images are pixels / 255
         self.front = None
-        if spec.get("embedding"):  # images -> the backbone's embeddings, as the network route does
+        if spec.get("embedding"):
             self.front = nn.Sequential(Preprocess(spec), embedder(spec)).eval()
+        elif spec["kind"] == "features":
+            self.front = Preprocess(spec)
 
     @property
     def input_shape(self):
         return tuple(self.spec["input_shape"])
 
+    @torch.no_grad()
     def features(self, x) -> np.ndarray:
         """Raw inputs -> the rows the estimator was fitted on (mentor.classical.as_features)."""
         from .classical import as_features
 
         t = raw_inputs(x, self.spec, self.run_dir)
-        if self.front is not None:
-            with torch.no_grad():
-                return torch.cat([self.front(t[i:i + 256]) for i in range(0, len(t), 256)]).numpy() \
-                    if len(t) else np.zeros((0, self.spec["embedding"]["dim"]), np.float32)
-        a = t.numpy()
-        scaling = self.spec.get("feature_scaling")
-        if scaling and self.spec["kind"] == "features":
-            a = (a - np.asarray(scaling["mean"], np.float32).reshape(a.shape[1:])) / \
-                np.asarray(scaling["std"], np.float32).reshape(a.shape[1:])
-        return as_features(a)
+        if self.front is not None and len(t):
+            t = torch.cat([self.front(t[i:i + 256]) for i in range(0, len(t), 256)])
+        return as_features(t.numpy())
 
     def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
-        import warnings
-
         from .classical import probabilities
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # LabelSpreading's rows no label reached: uniform
-            return probabilities(self.estimator, self.features(x), len(self.classes_)).astype(np.float32)
+        return probabilities(self.estimator, self.features(x), len(self.classes_)).astype(np.float32)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         return self.classes_[self.predict_proba(x).argmax(axis=1)]

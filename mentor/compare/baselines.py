@@ -28,7 +28,7 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from ..classical import as_features  # noqa: F401  (the baselines' features; imported from here by callers)
+from ..classical import as_features
 from ..errors import ConfigError
 
 # LabelSpreading builds a k-nearest-neighbour graph over every row it is given; past ~10,000
@@ -121,8 +121,8 @@ def seconds_per_cell(name: str, options: dict) -> float:
     (twice with its pseudo-labelling fit); the scikit-learn models take seconds."""
     if name != "autogluon":
         return 0.0
-    options = {**dict(presets="medium_quality", time_limit=60, pseudolabel=True), **options}
-    return float(options["time_limit"]) * (2 if options["pseudolabel"] else 1)
+    settings = AutoGluonClassifier(**options)  # its defaults where the options say nothing
+    return settings.time_limit * (2 if settings.pseudolabel else 1)
 
 
 def fit_baseline(name: str, seed: int, x_labeled: np.ndarray, y_labeled: np.ndarray,

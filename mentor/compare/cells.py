@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
-from ..classical import probabilities, save_model
+from ..classical import as_features, probabilities, save_model
 from ..data import ArrayDataset
 from ..data.arrays import input_spec
 from ..data.files import write_atomically, write_json_atomically
@@ -36,7 +36,7 @@ from ..errors import MentorError
 from ..train import TrainConfig, Trainer
 from ..train.run_data import load_configured_dataset, prepare_data
 from ..train.trainer import CHECKPOINT, INFERENCE
-from .baselines import as_features, fit_baseline
+from .baselines import fit_baseline
 from .plan import Cell
 
 CELL_FILE = "cell.json"
@@ -152,12 +152,9 @@ def baseline_cell(cell: Cell, config: TrainConfig, dataset: Optional[ArrayDatase
     started = time.perf_counter()
     ds, split, model, used, notes = fit_classical(cell.entry, config, dataset, folder)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # LabelSpreading's NaN rows: uniform (classical.probabilities)
-            x_val, val_true = ds.x_train[split.validation], ds.y_train[split.validation]
-            val_proba = probabilities(model, as_features(x_val), ds.num_classes)
-            test = (ds.x_test, ds.y_test, probabilities(model, as_features(ds.x_test), ds.num_classes)) \
-                if with_test else None
+        x_val, val_true = ds.x_train[split.validation], ds.y_train[split.validation]
+        val_proba = probabilities(model, as_features(x_val), ds.num_classes)
+        test = (ds.x_test, ds.y_test, probabilities(model, as_features(ds.x_test), ds.num_classes)) if with_test else None
     finally:
         if hasattr(model, "close"):  # AutoGluon's models on disk
             model.close()

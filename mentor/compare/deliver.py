@@ -15,19 +15,19 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import warnings
 from typing import Dict, Optional
 
 import numpy as np
 
-from ..classical import ENSEMBLE_FILE, MODEL_INFO, TEST_PREDICTIONS, as_features, describe, probabilities, read_json
+from ..classical import (ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO, TEST_PREDICTIONS, as_features, describe, probabilities,
+                         read_json)
 from ..data.files import write_atomically, write_json_atomically
 from ..train import TrainConfig
 from ..train.trainer import CHECKPOINT, INFERENCE
 from .cells import fit_classical
 
 # A cell folder's files that make its model (the rest: metrics, predictions, the cell's record)
-MODEL_FILES = (CHECKPOINT, "model.skops", INFERENCE, "config.json", "split.json")
+MODEL_FILES = (CHECKPOINT, MODEL_FILE, INFERENCE, "config.json", "split.json")
 INPUT_KEYS = ("format", "dataset", "kind", "input_shape", "num_classes", "class_names", "feature_columns",
               "feature_scaling", "image_mean", "image_std", "embedding")
 
@@ -59,9 +59,7 @@ def _link_or_copy(source: str, target: str) -> None:
 def deliver_classical(folder: str, entry, config: TrainConfig, dataset, validation: dict) -> dict:
     _fresh(folder)
     ds, split, model, used, notes = fit_classical(entry, config, dataset, folder)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        y_pred = probabilities(model, as_features(ds.x_test), ds.num_classes).argmax(1) if len(ds.x_test) else None
+    y_pred = probabilities(model, as_features(ds.x_test), ds.num_classes).argmax(1) if len(ds.x_test) else None
     info = {"kind": "classical", "entry": entry.label, "estimator": describe(model), "num_labeled": len(split.labeled),
             "num_unlabeled": used, "validation": validation, "warnings": notes,
             "final_test_accuracy": _write_test(folder, ds.y_test, y_pred), "test_accuracy_note":
@@ -104,4 +102,4 @@ def deliver_ensemble(folder: str, out: str, description: dict, records: Dict[str
     return {"test_accuracy": test}
 
 
-__all__ = ["deliver_classical", "deliver_ensemble", "ENSEMBLE_FILE", "MODEL_INFO"]
+__all__ = ["deliver_classical", "deliver_ensemble"]

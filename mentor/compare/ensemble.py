@@ -77,11 +77,10 @@ def nested_optimism(probas: Sequence[np.ndarray], y: np.ndarray, keys: np.ndarra
             "optimism": in_sample - float(np.mean(nested)), "repeats": repeats}
 
 
-def build(entries: List[str], cells: Dict[str, Dict[tuple, dict]], predictions, seed: int, measure: bool = True
+def build(entries: List[str], cells: Dict[str, Dict[tuple, dict]], predictions, seed: int
           ) -> Optional[Tuple[Dict[tuple, dict], Dict[str, dict], dict]]:
     """The ensemble of ``entries`` (labels of deliverable entries) over the (seed, fold) cells all
-    of them finished with probabilities. ``predictions(record)`` reads a cell's predictions;
-    ``measure``: the nested measurement of the validation figure's optimism.
+    of them finished with probabilities. ``predictions(record)`` reads a cell's predictions.
     Returns (records by (seed, fold), predictions by record name, the ensemble's description), or
     None when fewer than one entry qualifies."""
     members, left_out, common = [], [], None
@@ -102,11 +101,14 @@ def build(entries: List[str], cells: Dict[str, Dict[tuple, dict]], predictions, 
     weights = greedy_selection(pooled, y)
     chosen = [(label, w) for label, w in zip(members, weights) if w > 0]
 
+    seed_tests: Dict[tuple, Optional[np.ndarray]] = {}
+
     def seed_test(label: str, s: int) -> Optional[np.ndarray]:  # the seed's fold models averaged on the test split
-        parts = [predictions(cells[label][k]) for k in order if k[0] == s]
-        if not all("test_proba" in p for p in parts):
-            return None
-        return np.mean([p["test_proba"] for p in parts], axis=0).astype(np.float64)
+        if (label, s) not in seed_tests:
+            parts = [predictions(cells[label][k]) for k in order if k[0] == s]
+            seed_tests[(label, s)] = np.mean([p["test_proba"] for p in parts], axis=0).astype(np.float64) \
+                if all("test_proba" in p for p in parts) else None
+        return seed_tests[(label, s)]
 
     records, preds = {}, {}
     for (s, fold) in order:
@@ -130,5 +132,5 @@ def build(entries: List[str], cells: Dict[str, Dict[tuple, dict]], predictions, 
         preds[name] = p
     description = {"members": [{"entry": label, "weight": float(w)} for label, w in chosen],
                    "candidates": members, "left_out": left_out, "cells": [list(k) for k in order], "rounds": ROUNDS,
-                   "optimism": nested_optimism(pooled, y, keys, seed) if measure else None}
+                   "optimism": nested_optimism(pooled, y, keys, seed)}
     return records, preds, description

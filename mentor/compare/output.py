@@ -80,8 +80,7 @@ def verdict_lines(table: dict) -> List[str]:
                  f"apart{measured}.")
     val = chosen["val"]
     if chosen.get("kind") == "ensemble":
-        members = ", ".join(f"{m['entry']} {m['weight']:.2f}" for m in table["ensemble"]["members"])
-        lines.append(f"Choice: the ensemble ({members}; each entry's fold models averaged), validation "
+        lines.append(f"Choice: the ensemble ({_members(table['ensemble'])}; each entry's fold models averaged), validation "
                      f"{_pct(val['accuracy'])}, {_pct(val['difference'], True)} "
                      f"{_interval(val['difference_interval'], True)} over supervised.")
     elif chosen["label"] == "supervised":
@@ -141,11 +140,14 @@ RULE_WORDS = {"validation": "the single entry best on validation",
               "validation+ensemble": "the best on validation, the ensemble's figure included"}
 
 
+def _members(description: dict) -> str:
+    return ", ".join(f"{m['entry']} {m['weight']:.2f}" for m in description["members"])
+
+
 def ensemble_line(description: dict) -> str:
     """What the ensemble is, and how optimistic its validation figure is."""
-    members = ", ".join(f"{m['entry']} {m['weight']:.2f}" for m in description["members"])
     line = (f"Ensemble: greedy selection (Caruana et al. 2004, {description['rounds']} rounds) over the entries' "
-            f"held-out probabilities chose {members}. Its validation figure is optimistic: the weights were fitted "
+            f"held-out probabilities chose {_members(description)}. Its validation figure is optimistic: the weights were fitted "
             "on the same held-out predictions")
     if description.get("left_out"):
         line += (f" (left out: {', '.join(description['left_out'])}, whose cells hold no probabilities: made by an "

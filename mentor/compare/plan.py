@@ -29,8 +29,8 @@ from .baselines import BASELINES, check_options
 # on CIFAR-10-40's validation, the few-label case the family is for (ReFixMatch, +8.0 on two of
 # the others, was -17.5 there; BENCHMARKS.md "The modern pseudo-labelling family"). Baselines:
 # what a practitioner would fit anyway on feature data; on images a pixel-space classifier is no
-# practitioner's choice. The forests joined when a public table showed them winning where
-# compare had no such model (issue: "the answer as a model").
+# practitioner's choice. The forests: the first model a practitioner fits on a small table
+# (BENCHMARKS.md, "The answer as a model").
 DEFAULT_METHODS = ("supervised", "fixmatch", "uda", "mean_teacher", "mixmatch", "meta_pseudo_labels", "simmatch")
 DEFAULT_BASELINES = ("logistic_regression", "gradient_boosting", "random_forest", "extra_trees", "label_spreading")
 # Feature data has no augmentation: FixMatch, UDA and MPL's teacher need a strong view, the

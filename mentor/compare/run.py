@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from ..data import ArrayDataset
 from ..data.files import write_json_atomically
+from ..data.tables import TEST_FRACTION
 from ..errors import ConfigError
 from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
@@ -111,8 +112,7 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     for setting in settings:  # bad input (too few labels for the folds, mismatch on a pool of unknown classes) now
         first = next(c for cell, c in zip(cells, configs) if cell.setting == setting)  # of seeds[0], as ``loaded``
         prepare_data(first.validate(), loaded)
-    # --fit-best on a folder holding this comparison continues it (its finished cells are kept) and fits
-    _claim_folder(out, config, folds, test, labeled_classes, resume or fit_best)
+    _claim_folder(out, config, folds, test, labeled_classes, resume, fit_best)
 
     todo = [(cell, c) for cell, c in zip(cells, configs) if read_cell(c.out) is None]
     threads = max(1, available_cores() // jobs)
@@ -120,11 +120,11 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     log(_plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads,
                    _estimate(todo, dataset if dataset is not None else loaded, jobs, threads, seeds[0])))
     _run(todo, test, jobs, threads, dataset, progress)
-    result = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
-                        time.perf_counter() - started, rule)
+    result, ensembles = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
+                                   time.perf_counter() - started, rule)
     result["settings"]["held_test"] = held_test
     if fit_best:
-        result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log)
+        result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log, ensembles["all"])
     result["report"] = write_report(result, os.path.join(out, "report.html"))
     write_json_atomically(os.path.join(out, RESULT_FILE), result)
     return result
@@ -137,7 +137,7 @@ def _held_test_note(config: TrainConfig, loaded) -> Optional[str]:
     if config.dataset != "table" or options.get("test_path"):
         return None
     n_test, n_train = len(loaded.y_test), len(loaded.y_train)  # a table's training rows are its labeled ones
-    fraction = options.get("test_fraction", 0.2)
+    fraction = options.get("test_fraction", TEST_FRACTION)
     return (f"test split: {n_test} of the table's {n_test + n_train} labeled rows are held out (a seeded stratified "
             f"{100 * float(fraction):g}%, never used for a choice); the folds and --fit-best use the other {n_train}. "
             "To train on every label, give labeled test rows as their own file (--test-path FILE), or keep fewer back "
@@ -150,15 +150,16 @@ def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -
             "labeled_classes": list(labeled_classes) if labeled_classes else None}
 
 
-def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled_classes, resume: bool) -> None:
+def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled_classes, resume: bool,
+                  fit_best: bool) -> None:
     """Writes OUT/compare-settings.json, or checks a resumed comparison against it. Methods,
     seeds and study points may change on resume (finished cells are found by name); the
-    training settings, folds and labeled classes may not. ``resume`` is also given by --fit-best:
-    adding it to a finished comparison needs no --resume."""
+    training settings, folds and labeled classes may not. --fit-best continues a comparison of
+    the same settings without --resume: adding it to a finished comparison just fits."""
     path = os.path.join(out, SETTINGS_FILE)
     now = json.loads(json.dumps(_fingerprint(config, folds, test, labeled_classes)))
     if os.path.exists(path):
-        if not resume:
+        if not (resume or fit_best):
             raise ConfigError(f"{out} already holds a comparison; pass --resume to continue it (methods, seeds and "
                               "study points may be added) or choose another --out")
         with open(path) as f:
@@ -244,31 +245,41 @@ def _run(todo, test, jobs, threads, dataset, progress) -> None:
         bar.close()
 
 
+def _by_entry(records: List[dict], setting: str) -> Dict[str, Dict[tuple, dict]]:
+    """The finished cells of one setting: label -> {(seed, fold): record}."""
+    by_entry: Dict[str, Dict[tuple, dict]] = {}
+    for r in records:
+        if r["setting"] == setting:
+            by_entry.setdefault(r["label"], {})[(r["seed"], r["fold"])] = r
+    return by_entry
+
+
 def _summarise(out, config, cells: List[Cell], entries: List[Entry], settings, seeds, folds, test, jobs,
-               seconds, rule: str) -> dict:
+               seconds, rule: str) -> tuple:
+    """(what compare.json holds, each setting's (cells by entry, ensemble.build's result or None)
+    for --fit-best)."""
     baselines = [e.label for e in entries if e.baseline]
     records = [r for r in (read_cell(cell.folder(out)) for cell in cells) if r is not None]
     kinds = {e.label: "reference" for e in entries if not e.deliverable}
-    tables = {}
+    tables, ensembles = {}, {}
     for setting in settings:
-        by_entry: Dict[str, Dict[tuple, dict]] = {}
-        for r in records:
-            if r["setting"] == setting.name:
-                by_entry.setdefault(r["label"], {})[(r["seed"], r["fold"])] = r
-        extra: Dict[str, dict] = {}
+        read: Dict[str, dict] = {}  # the setting's predictions read once, the ensemble's made in memory
 
-        def load(record: dict, extra=extra) -> dict:
-            return extra[record["cell"]] if record["cell"] in extra else \
-                read_predictions(os.path.join(out, "cells", record["cell"]))
+        def load(record: dict, read=read) -> dict:
+            if record["cell"] not in read:
+                read[record["cell"]] = read_predictions(os.path.join(out, "cells", record["cell"]))
+            return read[record["cell"]]
 
+        by_entry = _by_entry(records, setting.name)
         rows = [(e.label, e.baseline, e.semi_supervised) for e in entries]
         built = None
         if folds:  # the ensemble's weights are fitted on held-out predictions: none without folds
             built = ensemble.build([e.label for e in entries if e.deliverable], by_entry, load, seeds[0])
+        ensembles[setting.name] = (dict(by_entry), built)
         if built is not None:
             ensemble_records, ensemble_predictions, description = built
             by_entry[ensemble.LABEL] = ensemble_records
-            extra.update(ensemble_predictions)
+            read.update(ensemble_predictions)
             semi = any(e.semi_supervised for e in entries if e.label in {m["entry"] for m in description["members"]})
             rows.append((ensemble.LABEL, False, semi))
         table = summarise(rows, by_entry, load, "supervised", BOOTSTRAP, seeds[0], rule=rule,
@@ -282,14 +293,15 @@ def _summarise(out, config, cells: List[Cell], entries: List[Entry], settings, s
                          "studies": [{"name": s.name, **s.overrides} for s in settings],
                          "bootstrap": BOOTSTRAP, "interval": "95% percentile bootstrap over distinct examples",
                          "rule": rule},
-            "cells": records, "tables": tables, "seconds": round(seconds, 1)}
+            "cells": records, "tables": tables, "seconds": round(seconds, 1)}, ensembles
 
 
-def _fit_best(out, config, result, entries, seed, features, dataset, log) -> dict:
+def _fit_best(out, config, result, entries, seed, features, dataset, log, ensemble_of_all) -> dict:
     """The choice on validation into OUT/best, ready for mentor predict / export / report: a network
     trained on every label (a run folder), a classical baseline fitted on every label (and the
     unlabeled rows where it uses them; model.skops), or the ensemble (its members' fold models as
-    they are, no retraining; ensemble.json)."""
+    they are, no retraining; ensemble.json). ``ensemble_of_all``: _summarise's (cells by entry,
+    ensemble) of the comparison's setting."""
     table = result["tables"]["all"]
     label = table.get("chosen")
     if label is None:
@@ -300,8 +312,7 @@ def _fit_best(out, config, result, entries, seed, features, dataset, log) -> dic
     if table.get("chosen_kind") == ensemble.LABEL:
         log(f"--fit-best: the ensemble of {', '.join(m['entry'] for m in table['ensemble']['members'])} "
             f"(their fold models, no retraining) into {folder}")
-        records = _records_by_entry(result)
-        built = ensemble.build(table["ensemble"]["candidates"], records, _loader(out), seed, measure=False)
+        records, built = ensemble_of_all
         info = deliver_ensemble(folder, out, table["ensemble"], records, built, seed, validation)
         return {"label": label, "kind": "ensemble", "folder": os.path.abspath(folder), "validation": validation,
                 "members": table["ensemble"]["members"], "test_accuracy": info["test_accuracy"], "note": None}
@@ -332,15 +343,3 @@ def _holds_other_model(folder: str, config: TrainConfig) -> bool:
         saved = json.load(f)
     now = json.loads(json.dumps(config.to_dict()))
     return any(saved.get(k) != now.get(k) for k in ("method", "method_options", "model", "model_options", "steps"))
-
-
-def _records_by_entry(result: dict) -> Dict[str, Dict[tuple, dict]]:
-    by_entry: Dict[str, Dict[tuple, dict]] = {}
-    for r in result["cells"]:
-        if r["setting"] == "all":
-            by_entry.setdefault(r["label"], {})[(r["seed"], r["fold"])] = r
-    return by_entry
-
-
-def _loader(out: str):
-    return lambda record: read_predictions(os.path.join(out, "cells", record["cell"]))

@@ -143,6 +143,7 @@ CHOICE_RULES = ("validation", "significant", "ensemble", "validation+ensemble")
 
 
 def _pick(rows: List[dict], rule: str, reference: str) -> Optional[dict]:
+    """The row ``rule`` (one of CHOICE_RULES) chooses among ``rows`` (each with a validation figure)."""
     singles = [r for r in rows if r.get("kind") not in ("reference", "ensemble")]
     ensemble = next((r for r in rows if r.get("kind") == "ensemble"), None)
     best = lambda candidates: max(candidates, key=lambda r: r["val"]["accuracy"]) if candidates else None  # noqa: E731
@@ -152,11 +153,10 @@ def _pick(rows: List[dict], rule: str, reference: str) -> Optional[dict]:
         return best(singles + ([ensemble] if ensemble else []))
     if rule == "ensemble":
         return ensemble or best(singles)
-    if rule == "significant":
-        measured = [r for r in singles if r["label"] != reference and r["val"].get("difference_interval")
-                    and r["val"]["difference_interval"][0] > 0]
-        return best(measured) or best([r for r in singles if r["label"] == reference or r["baseline"]])
-    raise ValueError(f"unknown choice rule {rule!r}; one of {', '.join(CHOICE_RULES)}")
+    # significant
+    measured = [r for r in singles if r["label"] != reference and r["val"].get("difference_interval")
+                and r["val"]["difference_interval"][0] > 0]
+    return best(measured) or best([r for r in singles if r["label"] == reference or r["baseline"]])
 
 
 def choose(rows: List[dict], reference: str, rule: str = "validation") -> dict:
@@ -165,7 +165,10 @@ def choose(rows: List[dict], reference: str, rule: str = "validation") -> dict:
     scored = [r for r in rows if "val" in r]
     if not scored:
         return {"chosen": None}
-    chosen = _pick(scored, rule, reference)
+    if rule not in CHOICE_RULES:
+        raise ValueError(f"unknown choice rule {rule!r}; one of {', '.join(CHOICE_RULES)}")
+    picks = {name: _pick(scored, name, reference) for name in CHOICE_RULES}
+    chosen = picks[rule]
     networks = [r for r in scored if not r["baseline"] and r.get("kind") is None]
     best_network = max(networks, key=lambda r: r["val"]["accuracy"]) if networks else None
     halves = [(r["val"]["difference_interval"][1] - r["val"]["difference_interval"][0]) / 2
@@ -177,7 +180,7 @@ def choose(rows: List[dict], reference: str, rule: str = "validation") -> dict:
            "rule": rule, "best_network": best_network["label"] if best_network else None,
            "resolution": {"units": units, "floor_examples": floor, "floor": floor / units,
                           "half_width": statistics.median(halves) if halves else None}}
-    rules = {name: _pick(scored, name, reference)["label"] for name in CHOICE_RULES}
+    rules = {name: row["label"] for name, row in picks.items()}
     tested = [r for r in rows if "test_accuracy" in r and r.get("kind") != "reference"]
     if tested and "test_accuracy" in chosen:
         best = max(tested, key=lambda r: r["test_accuracy"])

@@ -95,6 +95,10 @@ def _class_order(labels: List[str]) -> List[str]:
         return names
 
 
+# The share of a file's labeled rows held out as its test split when no --test-path is given
+TEST_FRACTION = 0.2
+
+
 class LabelColumn:
     """The labels of a file of rows (a table's target column, a text file's first field): which
     rows are labeled (a non-empty cell other than the marker), the class names in order, and
@@ -172,7 +176,7 @@ def rows_dataset(name: str, x: np.ndarray, labels: LabelColumn, path: str, seed:
 
 @DATASETS.register("table")
 def load_table(path: Optional[str], seed: int = 0, target: Optional[str] = None, test_path: Optional[str] = None,
-               test_fraction: float = 0.2, unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
+               test_fraction: float = TEST_FRACTION, unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
     header, rows = read_table(path)
     t = _target_index(header, target, path)
     feature_columns = [h for i, h in enumerate(header) if i != t]

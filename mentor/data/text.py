@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..registry import DATASETS
 from .arrays import ArrayDataset
 from .files import write_atomically
-from .tables import LabelColumn, rows_dataset
+from .tables import TEST_FRACTION, LabelColumn, rows_dataset
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _MODEL = None
@@ -96,8 +96,8 @@ def embed(sentences: List[str], batch_size: int = 64, progress: bool = False) ->
 
 
 @DATASETS.register("text")
-def load_text(path: Optional[str], seed: int = 0, test_path: Optional[str] = None, test_fraction: float = 0.2,
-              unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
+def load_text(path: Optional[str], seed: int = 0, test_path: Optional[str] = None,
+              test_fraction: float = TEST_FRACTION, unlabeled_marker: str = "", standardize: bool = True) -> ArrayDataset:
     cells, sentences = read_sentences(path)
     labels = LabelColumn(cells, str(unlabeled_marker).strip(), path, "the first field")
     test = None
