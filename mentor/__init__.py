@@ -1,5 +1,5 @@
 """mentor: semi-supervised learning with teacher-student methods."""
-from . import data, methods, models  # noqa: F401  (registers built-ins)
+from . import data, methods, models, presets  # noqa: F401  (registers built-ins; mentor.presets after import mentor)
 from .errors import CheckpointError, ConfigError, DataError, MentorError
 from .methods import create_method, list_methods
 from .estimator import SemiSupervisedClassifier

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from .errors import ConfigError, MentorError
@@ -32,10 +33,10 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
     add("--target", help="--dataset table: the column of class labels (empty cells: unlabeled rows)")
     add("--test-path", help="--dataset table or text: a file of labeled test rows (default: a seeded stratified 20%% "
         "of the labeled rows, saved in split.json); --dataset shards: the test split's shards (streamed)")
-    add("--unlabeled-path", help="--dataset shards: an extra unlabeled pool of shards, streamed "
-        "(e.g. 'pool-{000000..000099}.tar')")
+    add("--unlabeled-path", help="--dataset image_folder: a folder of class-less images (any depth) for the unlabeled "
+        "pool; --dataset shards: an extra unlabeled pool of shards, streamed (e.g. 'pool-{000000..000099}.tar')")
     add("--num-labeled", type=int, help=f"labeled examples, N/C per class (default {d.num_labeled}; "
-        "--dataset table: every labeled row); 0 = every labeled training example")
+        "--dataset table, text, image_folder: every labeled example); 0 = every labeled training example")
     add("--split", choices=PROTOCOLS, help="balanced: seeded N/C per class (default); "
         "mpl: MPL appendix C.1, skip 5,000 then take N (official file order only)")
     add("--validation-size", type=int,
@@ -120,8 +121,8 @@ def config_from_args(args) -> "TrainConfig":
         if flag in given:
             settings["dataset_options"] = {**settings.get("dataset_options", {}), flag: given.pop(flag)}
     settings.update(given)
-    if settings.get("dataset") in ("table", "text") and "num_labeled" not in settings:
-        settings["num_labeled"] = 0  # a file's labels are the user's own: train on all of them
+    if settings.get("dataset") in ("table", "text", "image_folder") and "num_labeled" not in settings:
+        settings["num_labeled"] = 0  # a file's or folder's labels are the user's own: train on all of them
     return TrainConfig(**settings)
 
 
@@ -165,11 +166,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import load_model, read_inputs, write_predictions
+    from .inference import load_model, read_rows, write_predictions
 
     predictor = load_model(args.run_dir, model=args.model, device=args.device)
-    x = read_inputs(args.data, predictor.spec)
-    n = write_predictions(args.out, predictor, x)
+    x, keys = read_rows(args.data, predictor.spec)
+    n = write_predictions(args.out, predictor, x, keys)
     print(json.dumps({"rows": n, "model": predictor.which, "classes": predictor.classes_.tolist(), "out": args.out},
                      indent=2))
     return 0
@@ -263,12 +264,17 @@ def cmd_compare(args) -> int:
                      jobs=own["jobs"], resume=resume, baselines=baselines,
                      unlabeled_fractions=own["unlabeled_fraction"], class_mismatch=own["class_mismatch"],
                      labeled_classes=own["labeled_classes"], fit_best=own["fit_best"], progress=config.progress,
-                     rule=own["choice_rule"])
+                     rule=own["choice_rule"], log=say)
     print(format_tables(result))
     if result.get("best"):
         print("\n" + best_line(result["best"]))
     print(f"\nwrote {os.path.join(config.out, 'compare.json')} and {os.path.join(config.out, 'report.html')}")
     return 0
+
+
+def say(text: str) -> None:
+    """The plan and notes of a long command, on stderr (with or without --no-progress)."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def best_line(best: dict) -> str:
@@ -288,7 +294,7 @@ def cmd_demo(args) -> int:
     from .compare import format_tables
     from .experiments.compare_demo import run_compare_demo
 
-    result = run_compare_demo(out=args.out, jobs=args.workers, progress=not args.no_progress)
+    result = run_compare_demo(out=args.out, jobs=args.workers, progress=not args.no_progress, log=say)
     print(format_tables(result))
     print(f"\nwrote {os.path.join(args.out, 'compare.json')} and {os.path.join(args.out, 'report.html')}")
     return 0
@@ -311,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("predict", help="a run's predictions on new inputs, as CSV (class and probabilities)")
     p.add_argument("run_dir")
-    p.add_argument("--data", required=True, help="a table (.csv/.parquet: raw feature columns), .npy or .npz "
-                   "array, or a dataset path of the run's kind (its test split)")
+    p.add_argument("--data", required=True, nargs="+", help="a table (.csv/.parquet: raw feature columns), .npy or "
+                   ".npz array, or a dataset path of the run's kind (its test split); for a run on images, image "
+                   "files and folders of them (any depth; each row keyed by its file)")
     p.add_argument("--out", required=True, help="the CSV to write: row, prediction, p_<class> ...")
     p.add_argument("--model", choices=MODEL_CHOICES, default="auto",
                    help="student (the method's evaluated model), ema, teacher; auto: the EMA if the run kept one")
@@ -412,8 +419,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """The library's own warnings (what a loader left out, images converted) as one plain line."""
+    if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(os.path.dirname(__file__) + os.sep):
+        return f"mentor: note: {message}\n"
+    return _default_format(message, category, filename, lineno, line)
+
+
+_default_format = warnings.formatwarning
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _warning_line
     try:
         return args.func(args)
     except MentorError as exc:

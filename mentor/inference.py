@@ -394,12 +394,40 @@ def _weighted_sum(predictor, protos: list):
     return model
 
 
+def read_rows(paths, spec: dict, progress: bool = True) -> tuple:
+    """(raw inputs, row keys) for `mentor predict`. For a run on images: image files and folders of
+    them (searched at any depth; the keys are the files' paths), each decoded to the shape the
+    model takes. Otherwise (and for a path holding no image file) one path, as read_inputs reads
+    it, keyed by row number."""
+    from .data.folders import decode_images, image_files
+
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    if spec["kind"] == "image" and any(os.path.isdir(p) or not p.endswith(DATA_FILES) for p in paths):
+        try:
+            files = image_files(paths)
+        except DataError:
+            if len(paths) > 1:
+                raise
+            files = []
+        if files:
+            channels, height, width = spec["input_shape"]
+            return decode_images(files, channels, (height, width), progress), files
+    if len(paths) != 1:
+        raise DataError(f"predict takes one input file for this run (a {spec['kind']} model); got {len(paths)}: "
+                        "several inputs are for image runs (image files and folders)")
+    x = read_inputs(paths[0], spec)
+    return x, list(range(len(x)))
+
+
+DATA_FILES = (".csv", ".tsv", ".parquet", ".npy", ".npz")
+
+
 def read_inputs(path: str, spec: dict) -> np.ndarray:
     """Raw inputs for `mentor predict`: a table (.csv, .tsv, .parquet; a run trained on a table takes
     its feature columns by name, any other column such as the target is ignored), for a run on
     text a file of sentences (one a line, or label<TAB>sentence), a .npy array,
-    a .npz archive (its ``x``, else ``x_test``), or the path of the run's own dataset kind (an
-    image folder, a CIFAR archive, ...: its test split)."""
+    a .npz archive (its ``x``, else ``x_test``), or the path of the run's own dataset kind (a CIFAR
+    archive, ...: its test split). Image files and folders: read_rows."""
     from .data.sources import load_dataset
     from .data.tables import parse_features, read_table
 
@@ -435,8 +463,9 @@ def read_inputs(path: str, spec: dict) -> np.ndarray:
     return load_dataset(spec["dataset"], path).x_test
 
 
-def write_predictions(path: str, predictor: Predictor, x) -> int:
-    """CSV of row, prediction and one probability column per class, written atomically."""
+def write_predictions(path: str, predictor: Predictor, x, keys=None) -> int:
+    """CSV of row (``keys``: e.g. image files; default the row number), prediction and one
+    probability column per class, written atomically."""
     import csv
     import io
 
@@ -447,8 +476,9 @@ def write_predictions(path: str, predictor: Predictor, x) -> int:
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["row", "prediction", *[f"p_{c}" for c in predictor.classes_.tolist()]])
-    for i, (label, row) in enumerate(zip(labels, probs)):
-        writer.writerow([i, label, *[f"{p:.6g}" for p in row]])
+    keys = range(len(probs)) if keys is None else keys
+    for key, label, row in zip(keys, labels, probs):
+        writer.writerow([key, label, *[f"{p:.6g}" for p in row]])
     write_atomically(path, lambda f: f.write(text.getvalue().encode()))
     return len(probs)
 
@@ -460,5 +490,5 @@ def load_export(path: str):
     return program.module(), json.loads(extra["mentor.json"])
 
 
-__all__ = ["InferenceModel", "Predictor", "export_model", "load_export", "load_model", "read_inputs",
+__all__ = ["InferenceModel", "Predictor", "export_model", "load_export", "load_model", "read_inputs", "read_rows",
            "write_predictions"]

@@ -163,3 +163,22 @@ def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(tmp_path)
         Trainer(tiny_config("supervised", out=str(tmp_path / "empty")), dataset=blobs()).fit(resume=True)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_run(str(tmp_path / "empty"))
+
+
+def test_arrays_built_in_python_are_told_about_the_benchmark_defaults():
+    """Trainer(config, dataset=ArrayDataset(...)) with num_labeled left at 10 labels 10 of the
+    user's examples, and raw features train badly: both are said, with the way out."""
+    import warnings
+
+    ds = blobs(n_train=40)
+    raw = ArrayDataset("mine", ds.x_train * np.array([1, 100, 0.01, 1], np.float32) + 50, ds.y_train,
+                       ds.x_test, ds.y_test, 3)
+    with pytest.warns(UserWarning) as said:
+        Trainer(tiny_config(method="supervised", num_labeled=12), dataset=raw)
+    text = " ".join(str(w.message) for w in said)
+    assert "num_labeled=12 labels 12 of the 40 training examples of 'mine'" in text and "num_labeled=0" in text
+    assert "features of 'mine' are not standardised" in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every label, unit scale: nothing to say; nor for a built-in dataset
+        Trainer(tiny_config(method="supervised", num_labeled=0), dataset=ds)
+        Trainer(tiny_config(method="supervised", dataset="digits", num_labeled=50))

@@ -328,7 +328,7 @@ def test_compare_on_a_table_states_the_test_rows_it_keeps_back(tmp_path, capsys)
             "--methods", "supervised", "logistic_regression", "--folds", "2", "--out", out, "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out  # above the table (and on stderr with the plan, when progress is on)
-    assert "Test split: 5 of the table's 24 labeled rows are held out (a seeded stratified 20%" in printed
+    assert "Test split: 5 of the 24 labeled examples are held out (a seeded stratified 20%" in printed
     assert "the folds and --fit-best use the other 19" in printed and "--test-path FILE" in printed
     result = json.load(open(os.path.join(out, "compare.json")))
     assert result["tables"]["all"]["rows"][0]["val"]["units"] == 19

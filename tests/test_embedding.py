@@ -124,8 +124,13 @@ def test_predict_embeds_new_images_the_same_way(folder, tmp_path):
     import mentor
 
     out = tmp_path / "run"
+    os.makedirs(os.path.join(folder, "unlabeled"))
+    for i, image in enumerate(patch_images(5, np.random.default_rng(1), size=16)[0]):
+        Image.fromarray(image.transpose(1, 2, 0)).save(os.path.join(folder, "unlabeled", f"u{i}.png"))
     trainer = Trainer(config(folder, out=str(out), method="supervised"))
+    assert trainer.dataset.x_unlabeled.shape == (5, 5, 1280)  # class-less images are embedded into the pool
     trainer.fit()
+    assert len(json.loads(open(out / "split.json").read())["unlabeled"]) == 36 + 5
     spec = json.loads(open(out / "inference.json").read())
     assert spec["kind"] == "image" and spec["input_shape"] == [3, 16, 16] and spec["embedding"]["dim"] == 1280
     model = mentor.load_model(str(out))
@@ -135,8 +140,10 @@ def test_predict_embeds_new_images_the_same_way(folder, tmp_path):
     assert np.array_equal(got, expected)
     from mentor.cli import main
 
-    assert main(["predict", str(out), "--data", folder, "--out", str(tmp_path / "p.csv")]) == 0
-    assert len(open(tmp_path / "p.csv").read().splitlines()) == 1 + len(images)
+    assert main(["predict", str(out), "--data", os.path.join(folder, "test"), "--out", str(tmp_path / "p.csv")]) == 0
+    lines = open(tmp_path / "p.csv").read().splitlines()
+    assert len(lines) == 1 + len(images) and lines[0] == "row,prediction,p_c0,p_c1,p_c2"
+    assert lines[1].startswith(os.path.join(folder, "test", "c0", "0.png") + ",c")
 
 
 def test_embedding_errors_name_the_problem(folder):

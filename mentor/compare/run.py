@@ -27,14 +27,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from ..data import ArrayDataset
 from ..data.files import write_json_atomically
-from ..data.tables import TEST_FRACTION
 from ..errors import ConfigError
 from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
 from ..train.run_data import load_configured_dataset, prepare_data
 from .baselines import check_installed, seconds_per_cell
 from .deliver import deliver_classical, deliver_ensemble
-from .cells import available_cores, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
+from .cells import available_cores, fit_classical, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
 from .output import _pct, write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
 from . import ensemble
@@ -48,6 +47,8 @@ SETTINGS_FILE = "compare-settings.json"
 CHOICE_RULE = "validation+ensemble"
 RESULT_FILE = "compare.json"
 BOOTSTRAP = 4000
+# Seconds a worker process takes to start (spawn, import torch and mentor): 3.4 s measured on 2 cores
+WORKER_START = 3.5
 
 
 def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
@@ -116,13 +117,14 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
 
     todo = [(cell, c) for cell, c in zip(cells, configs) if read_cell(c.out) is None]
     threads = max(1, available_cores() // jobs)
-    started = time.perf_counter()
-    log(_plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads,
-                   _estimate(todo, dataset if dataset is not None else loaded, jobs, threads, seeds[0])))
+    estimate = _estimate(todo, dataset if dataset is not None else loaded, jobs, threads, seeds[0])
+    log(_plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads, estimate))
+    started = time.perf_counter()  # the estimate says how long from here
     _run(todo, test, jobs, threads, dataset, progress)
     result, ensembles = _summarise(out, config, cells, entries, settings, seeds, folds, test, jobs,
                                    time.perf_counter() - started, rule)
     result["settings"]["held_test"] = held_test
+    result["estimated_seconds"] = None if estimate is None else round(estimate, 1)
     if fit_best:
         result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log, ensembles["all"])
     result["report"] = write_report(result, os.path.join(out, "report.html"))
@@ -131,17 +133,17 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
 
 
 def _held_test_note(config: TrainConfig, loaded) -> Optional[str]:
-    """A table without --test-path keeps a seeded share of its own labeled rows as its test split:
-    say how many, and how to train on them all."""
-    options = config.dataset_options or {}
-    if config.dataset != "table" or options.get("test_path"):
+    """A table without --test-path, or an image folder without test/, keeps a seeded share of its
+    own labeled examples as its test split: say how many, and how to train on them all."""
+    fraction = (loaded.source_rows or {}).get("test_fraction")
+    if not fraction:
         return None
-    n_test, n_train = len(loaded.y_test), len(loaded.y_train)  # a table's training rows are its labeled ones
-    fraction = options.get("test_fraction", TEST_FRACTION)
-    return (f"test split: {n_test} of the table's {n_test + n_train} labeled rows are held out (a seeded stratified "
+    n_test, n_train = len(loaded.y_test), len(loaded.y_train)  # every labeled example trains, but the test ones
+    own = ("give labeled test rows as their own file (--test-path FILE)" if config.dataset != "image_folder" else
+           "give labeled test images as their own folder (root/train/<class>/ beside root/test/<class>/)")
+    return (f"test split: {n_test} of the {n_test + n_train} labeled examples are held out (a seeded stratified "
             f"{100 * float(fraction):g}%, never used for a choice); the folds and --fit-best use the other {n_train}. "
-            "To train on every label, give labeled test rows as their own file (--test-path FILE), or keep fewer back "
-            "(--data-hp test_fraction=0.1)")
+            f"To train on every label, {own}, or keep fewer back (--data-hp test_fraction=0.1)")
 
 
 def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -> dict:
@@ -160,7 +162,7 @@ def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled
     now = json.loads(json.dumps(_fingerprint(config, folds, test, labeled_classes)))
     if os.path.exists(path):
         if not (resume or fit_best):
-            raise ConfigError(f"{out} already holds a comparison; pass --resume to continue it (methods, seeds and "
+            raise ConfigError(f"{out} already holds a comparison; pass --resume (resume=True in Python) to continue it (methods, seeds and "
                               "study points may be added) or choose another --out")
         with open(path) as f:
             saved = json.load(f)
@@ -179,10 +181,10 @@ def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled
 
 
 def _estimate(todo: List[tuple], dataset: ArrayDataset, jobs: int, threads: int, first_seed: int) -> Optional[float]:
-    """Seconds the cells left will take: each network entry's step and evaluation timed on a
-    few steps of its first cell (at the threads one job gets), times its cells' steps, over
-    the jobs. The scikit-learn baselines are not timed (seconds each at these sizes); AutoGluon's
-    cells count their time limit."""
+    """Seconds the cells left will take, measured at the threads one job gets: each network entry's
+    first cell built, a few of its steps and an evaluation timed (its cells' time: building + steps
+    + evaluations + final predictions), each scikit-learn baseline fitted once on its first cell;
+    AutoGluon's cells count their time limit. The sum over the jobs."""
     import torch
 
     per_entry: Dict[str, float] = {}
@@ -190,10 +192,20 @@ def _estimate(todo: List[tuple], dataset: ArrayDataset, jobs: int, threads: int,
     torch.set_num_threads(threads)
     try:
         for cell, config in todo:
-            if cell.entry.baseline or cell.entry.label in per_entry:
+            if cell.entry.label in per_entry:
                 continue
-            probe = Trainer(replace(config, out=None, progress=False),
-                            dataset=dataset if config.seed == first_seed else None)
+            given = dataset if config.seed == first_seed else None
+            begin = time.perf_counter()
+            if cell.entry.baseline:
+                if seconds_per_cell(cell.entry.method, cell.entry.options):  # AutoGluon: its time limit
+                    per_entry[cell.entry.label] = seconds_per_cell(cell.entry.method, cell.entry.options)
+                    continue
+                with tempfile.TemporaryDirectory(prefix="mentor-estimate-") as folder:
+                    fit_classical(cell.entry, replace(config, out=folder), given, folder)
+                per_entry[cell.entry.label] = time.perf_counter() - begin
+                continue
+            probe = Trainer(replace(config, out=None, progress=False), dataset=given)
+            built = time.perf_counter() - begin
             for _ in range(2):
                 probe.train_step()
             begin = time.perf_counter()
@@ -202,16 +214,18 @@ def _estimate(todo: List[tuple], dataset: ArrayDataset, jobs: int, threads: int,
             step = (time.perf_counter() - begin) / 6
             begin = time.perf_counter()
             probe.evaluate()
-            evaluations = config.steps // config.eval_every if config.eval_every else 1
-            per_entry[cell.entry.label] = step * config.steps + (time.perf_counter() - begin) * evaluations
+            evaluations = (config.steps // config.eval_every if config.eval_every else 0) + 1  # and the final one
+            per_entry[cell.entry.label] = built + step * config.steps + (time.perf_counter() - begin) * evaluations
     finally:
         torch.set_num_threads(previous)
-    for cell, _ in todo:
-        if cell.entry.baseline:
-            per_entry[cell.entry.label] = seconds_per_cell(cell.entry.method, cell.entry.options)
-    if not any(per_entry.values()):
+    if not todo:
         return None
-    return sum(per_entry.get(cell.entry.label, 0.0) for cell, _ in todo) / jobs
+    durations = [per_entry.get(cell.entry.label, 0.0) for cell, _ in todo]
+    if jobs == 1:
+        return sum(durations)
+    # Worker processes start by importing torch and mentor, and the last cells leave a worker idle
+    # while another finishes: on average half the longest cell.
+    return max(sum(durations) / jobs, max(durations)) + WORKER_START + max(durations) / 2
 
 
 def _plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads, estimate) -> str:
@@ -219,7 +233,7 @@ def _plan_line(cells, todo, entries, seeds, folds, settings, jobs, threads, esti
     shape = f"{len(entries)} entries x {len(seeds)} seed(s) x {max(folds, 1)} fold(s)" + \
         (f" x {len(settings)} settings" if len(settings) > 1 else "")
     done = len(cells) - len(todo)
-    when = f"about {_duration(estimate)}" if estimate is not None else "no network to train"
+    when = f"about {_duration(estimate)}" if estimate is not None else "nothing left to run"
     return (f"mentor compare: {len(cells)} cells ({shape}){f', {done} already finished' if done else ''}; "
             f"{networks} networks to train and {len(todo) - networks} classical fits, {when} with {jobs} job(s) of "
             f"{threads} thread(s)")

@@ -1,4 +1,13 @@
-"""ImageFolder datasets: ``root/<split>/<class>/*`` of any PIL-readable images.
+"""Image folders: ``root/<class>/*`` or ``root/<split>/<class>/*`` of image files.
+
+    photos/cat/*.jpg  photos/dog/*.jpg          labeled; a seeded stratified 20% is the test split
+    photos/train/<class>/*  photos/test/<class>/*   labeled, with its own test split
+    photos/unlabeled/**  photos/*.jpg  photos/train/*.jpg  --unlabeled-path DIR   the unlabeled pool
+
+Class-less images (a root/unlabeled/ folder, image files directly under root or train/, a
+folder given as ``unlabeled_path``) join the unlabeled pool; which file went where is saved
+with each run (split.json, ``dataset_rows``), and files left out (not images, images in test/
+outside a class folder, folders that are no split) are said with their counts.
 
 Images are decoded once (in threads: PIL releases the GIL while decoding) and cached as a
 .npz array file under the cache folder (``MENTOR_CACHE`` or ~/.cache/mentor), keyed by the
@@ -12,7 +21,8 @@ import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -20,9 +30,10 @@ from ..errors import DataError
 from ..registry import DATASETS
 from .arrays import ArrayDataset
 from .files import safe_extract, write_atomically
+from .splits import TEST_FRACTION, stratified_hold_out
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: one array of every listed file, unlabeled ones included
 
 
 def cache_dir() -> str:
@@ -33,23 +44,119 @@ def has_image_folder_layout(root: str, splits: Sequence[str] = ("train", "test")
     return all(os.path.isdir(os.path.join(root, s)) for s in splits)
 
 
-def _list_split(root: str, split: str) -> Tuple[List[str], List[Tuple[str, int]]]:
-    folder = os.path.join(root, split)
-    if not os.path.isdir(folder):
-        raise DataError(f"image folder {root} has no {split}/ folder (layout: root/<split>/<class>/<image>)")
-    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))
-                     and not d.startswith("."))
-    if not classes:
-        raise DataError(f"{folder} has no class folders (layout: root/<split>/<class>/<image>)")
+# What counts as an image file; anything else in a folder is left out and counted
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+UNLABELED = "unlabeled"  # root/unlabeled/: images without a class
+NOT_IMAGES = f"file(s) that are not images ({', '.join(IMAGE_SUFFIXES)})"
+
+
+@dataclass
+class FolderLayout:
+    """What an image folder holds. ``splits``: {split: [(file, class index)]} of the labeled images
+    (root/<split>/<class>/* gives train, test, val, ...; root/<class>/* gives train alone);
+    ``classes``: the class folder names, in label order; ``unlabeled``: the images without a
+    class (root/unlabeled/, images directly under root or under train/, at any depth);
+    ``ignored``: {why: count} of the files left out."""
+
+    root: str
+    classes: List[str]
+    splits: Dict[str, List[Tuple[str, int]]]
+    unlabeled: List[str]
+    ignored: Dict[str, int] = field(default_factory=dict)
+
+    def ignored_line(self) -> Optional[str]:
+        if not self.ignored:
+            return None
+        return f"{self.root}: left out " + "; ".join(f"{n} {why}" for why, n in self.ignored.items())
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _visible(folder: str, dirs: bool) -> List[str]:
+    return sorted(e for e in os.listdir(folder) if not e.startswith(".")
+                  and os.path.isdir(os.path.join(folder, e)) == dirs)
+
+
+def _images_under(folder: str, ignored: Dict[str, int]) -> List[str]:
+    """Every image file under ``folder`` at any depth, in a fixed order; other files counted."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            if _is_image(name):
+                found.append(os.path.join(here, name))
+            else:
+                ignored[NOT_IMAGES] = ignored.get(NOT_IMAGES, 0) + 1
+    return found
+
+
+def _loose_images(folder: str, ignored: Dict[str, int]) -> List[str]:
+    """The image files directly in ``folder`` (no subfolders); other files counted."""
+    files = _visible(folder, dirs=False)
+    others = sum(not _is_image(f) for f in files)
+    if others:
+        ignored[NOT_IMAGES] = ignored.get(NOT_IMAGES, 0) + others
+    return [os.path.join(folder, f) for f in files if _is_image(f)]
+
+
+def _class_files(folder: str, classes: List[str], ignored: Dict[str, int]) -> List[Tuple[str, int]]:
     files = []
     for label, name in enumerate(classes):
-        class_dir = os.path.join(folder, name)
-        for file in sorted(os.listdir(class_dir)):
-            if not file.startswith(".") and os.path.isfile(os.path.join(class_dir, file)):
-                files.append((os.path.join(class_dir, file), label))
-    if not files:
-        raise DataError(f"{folder} holds no image files")
-    return classes, files
+        found = _images_under(os.path.join(folder, name), ignored)
+        if not found:
+            raise DataError(f"class folder {os.path.join(folder, name)} holds no image file "
+                            f"({', '.join(IMAGE_SUFFIXES)}); remove it or add its images")
+        files += [(path, label) for path in found]
+    return files
+
+
+SPLIT_NAMES = ("train", "test", "val")
+
+
+def scan_folder(root: str, unlabeled_path: Optional[str] = None) -> FolderLayout:
+    """The layout of an image folder (see FolderLayout): root/<split>/<class>/* when root has a
+    train/ folder, else root/<class>/*; class-less images (root/unlabeled/, loose files at root or
+    in train/, and ``unlabeled_path``: a folder of images at any depth) are the unlabeled ones."""
+    if not os.path.isdir(root):
+        raise DataError(f"image folder not found: {root}")
+    ignored: Dict[str, int] = {}
+    subdirs = [d for d in _visible(root, dirs=True) if d != UNLABELED]
+    splits: Dict[str, List[Tuple[str, int]]] = {}
+    unlabeled = _loose_images(root, ignored)
+    if "train" in subdirs:
+        others = [d for d in subdirs if d not in SPLIT_NAMES]
+        if others:
+            ignored[f"folder(s) beside train/ that are no split ({', '.join(others[:3])})"] = len(others)
+        classes = _visible(os.path.join(root, "train"), dirs=True)
+        if not classes:
+            raise DataError(f"{os.path.join(root, 'train')} has no class folders (layout: root/train/<class>/<image>)")
+        for split in (s for s in SPLIT_NAMES if s in subdirs):
+            folder = os.path.join(root, split)
+            found = _visible(folder, dirs=True)
+            if split != "train" and found != classes:
+                raise DataError(f"{root}: {split}/ has classes {found} but train/ has {classes}")
+            splits[split] = _class_files(folder, classes, ignored)
+            loose = _loose_images(folder, ignored)
+            if split == "train":
+                unlabeled += loose
+            elif loose:
+                ignored[f"image(s) directly in {split}/, outside a class folder (no label to test on)"] = len(loose)
+    else:
+        classes = subdirs
+        if classes:
+            splits["train"] = _class_files(root, classes, ignored)
+    if os.path.isdir(os.path.join(root, UNLABELED)):
+        unlabeled += _images_under(os.path.join(root, UNLABELED), ignored)
+    if unlabeled_path:
+        if not os.path.isdir(unlabeled_path):
+            raise DataError(f"unlabeled image folder not found: {unlabeled_path}")
+        more = _images_under(unlabeled_path, ignored)
+        if not more:
+            raise DataError(f"{unlabeled_path} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+        unlabeled += more
+    return FolderLayout(root, classes, splits, unlabeled, ignored)
 
 
 def _decode(path: str):
@@ -93,6 +200,46 @@ def _decode_all(files: List[Tuple[str, int]], size: Optional[Tuple[int, int]], p
     return np.stack(arrays)
 
 
+def image_files(paths: Sequence[str]) -> List[str]:
+    """The image files of ``paths`` (image files, or folders searched at any depth), in order, each
+    as the user would write it (a folder's path joined with the file's place under it)."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            ignored: Dict[str, int] = {}
+            found += _images_under(path, ignored)
+        elif os.path.isfile(path):
+            if not _is_image(path):
+                raise DataError(f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+            found.append(path)
+        else:
+            raise DataError(f"input file not found: {path}")
+    return found
+
+
+def decode_images(files: Sequence[str], channels: int, size: Tuple[int, int], progress: bool = True) -> np.ndarray:
+    """uint8 (n, channels, H, W) of image files for a model that takes that shape: each converted to
+    L or RGB and resized (PIL's default filter, as --data-hp size=H,W resizes for training) when it
+    differs; how many were resized is said."""
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        decoded = list(tqdm(pool.map(_decode, files, chunksize=64), total=len(files), desc="decoding images",
+                            disable=None if progress else True, leave=False))
+    out = np.empty((len(files), channels, *size), dtype=np.uint8)
+    resized = 0
+    for i, (_, image) in enumerate(decoded):
+        image = image.convert("L" if channels == 1 else "RGB")
+        if image.size != (size[1], size[0]):
+            image, resized = image.resize((size[1], size[0])), resized + 1
+        array = np.asarray(image, dtype=np.uint8)
+        out[i] = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    if resized:
+        warnings.warn(f"resized {resized} of {len(files)} image(s) to {size[0]}x{size[1]}, the size the model takes",
+                      stacklevel=2)
+    return out
+
+
 def _cache_key(root: str, files, options: dict) -> str:
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, os.path.abspath(root), options]).encode())
     for path, label in files:
@@ -122,36 +269,74 @@ def _resolve_root(path: str) -> str:
 
 def load_image_folder(path: str, train_split: str = "train", test_split: str = "test",
                       size: Optional[Sequence[int]] = None, expect_classes: Optional[int] = None,
-                      hflip: bool = True, augment_set: str = "cifar", progress: bool = True) -> ArrayDataset:
+                      hflip: bool = True, augment_set: str = "cifar", progress: bool = True,
+                      unlabeled_path: Optional[str] = None, test_fraction: float = TEST_FRACTION,
+                      seed: int = 0) -> ArrayDataset:
+    """The labeled images of root/<split>/<class>/* (or root/<class>/*, with a seeded stratified
+    ``test_fraction`` of them held out as the test split) and the class-less ones as x_unlabeled
+    (see scan_folder); which files went where is kept in ``source_rows`` (split.json)."""
     root = _resolve_root(path)
     size = None if size is None else (int(size[0]), int(size[1]))
-    classes, train_files = _list_split(root, train_split)
-    test_classes, test_files = _list_split(root, test_split)
-    if test_classes != classes:
-        raise DataError(f"{root}: {test_split}/ has classes {test_classes} but {train_split}/ has {classes}")
+    layout = scan_folder(root, unlabeled_path)
+    classes = layout.classes
+    if not classes:
+        raise DataError(f"{root} has no class folders, so no image has a label (layouts: root/<class>/<image>, or "
+                        f"root/train/<class>/<image> and root/test/<class>/<image>; class-less images go in "
+                        f"root/{UNLABELED}/)")
+    if len(classes) < 2:
+        raise DataError(f"{root} has one class folder ({classes[0]}); a classifier needs two")
     if expect_classes is not None and len(classes) != expect_classes:
         raise DataError(f"{root} has {len(classes)} class folders, expected {expect_classes}")
+    if train_split not in layout.splits:
+        raise DataError(f"image folder {root} has no {train_split}/ folder (layout: root/<split>/<class>/<image>)")
+    train_files = layout.splits[train_split]
+    given_test = layout.splits.get(test_split) if test_split in layout.splits else None
+    if given_test is None and test_split != "test":
+        raise DataError(f"image folder {root} has no {test_split}/ folder (layout: root/<split>/<class>/<image>)")
+    said = layout.ignored_line()
+    if said:
+        warnings.warn(said, stacklevel=2)
+    files = train_files + (given_test or []) + [(p, -1) for p in layout.unlabeled]
     options = {"size": size, "train": train_split, "test": test_split}
-    cache = os.path.join(cache_dir(), f"image_folder-{_cache_key(root, train_files + test_files, options)}.npz")
+    cache = os.path.join(cache_dir(), f"image_folder-{_cache_key(root, files, options)}.npz")
     if os.path.isfile(cache):
         with np.load(cache) as saved:
-            x_train, y_train, x_test, y_test = (saved[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+            x_all = saved["x"]
     else:
-        x_all = _decode_all(train_files + test_files, size, progress)
-        x_train, x_test = x_all[:len(train_files)], x_all[len(train_files):]
-        y_train = np.array([label for _, label in train_files], dtype=np.int64)
-        y_test = np.array([label for _, label in test_files], dtype=np.int64)
-        write_atomically(cache, lambda f: np.savez(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test))
+        x_all = _decode_all(files, size, progress)
+        write_atomically(cache, lambda f: np.savez(f, x=x_all))
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    n_train, n_test = len(train_files), len(given_test or [])
+    train_rows = np.arange(n_train)
+    if given_test is not None:
+        test_rows = np.arange(n_train, n_train + n_test)
+    else:
+        train_rows, test_rows = stratified_hold_out(labels[:n_train], test_fraction, seed, f"{root}: labeled images",
+                                                    "give a test/ folder beside train/, or more labeled images")
+    unlabeled_rows = np.arange(n_train + n_test, len(files))
+
+    def names(rows):
+        return [os.path.relpath(files[i][0], root) for i in rows]
+
     # Files are listed class by class, so the order carries no meaning: the mpl protocol refuses it.
-    return ArrayDataset("image_folder", x_train, y_train, x_test, y_test, len(classes),
-                        hflip=hflip, augment_set=augment_set, ordered=False)
+    return ArrayDataset("image_folder", x_all[train_rows], labels[train_rows], x_all[test_rows], labels[test_rows],
+                        len(classes), x_unlabeled=x_all[unlabeled_rows] if len(unlabeled_rows) else None,
+                        hflip=hflip, augment_set=augment_set, ordered=False, class_names=list(classes),
+                        source_rows={"folder": os.path.abspath(root), "train": names(train_rows),
+                                     "test": names(test_rows), "unlabeled": names(unlabeled_rows),
+                                     "test_fraction": None if given_test is not None else test_fraction})
 
 
 @DATASETS.register("image_folder")
 def load_image_folder_dataset(path: Optional[str], seed: int = 0, train_split: str = "train",
                               test_split: str = "test", size: Optional[Sequence[int]] = None,
-                              hflip: bool = True, augment_set: str = "cifar") -> ArrayDataset:
-    """root/<split>/<class>/* of PIL-readable images, or a .tar/.tar.gz of such a folder."""
+                              hflip: bool = True, augment_set: str = "cifar", unlabeled_path: Optional[str] = None,
+                              test_fraction: float = TEST_FRACTION) -> ArrayDataset:
+    """root/<class>/* or root/<split>/<class>/* of PIL-readable images (class-less images in
+    root/unlabeled/, loose at root, or under ``unlabeled_path``: the unlabeled pool), or a
+    .tar/.tar.gz of such a folder."""
     if not path:
-        raise DataError("dataset 'image_folder' needs --data-path: a folder root/<split>/<class>/* or its .tar.gz")
-    return load_image_folder(path, train_split, test_split, size, hflip=hflip, augment_set=augment_set)
+        raise DataError("dataset 'image_folder' needs --data-path: a folder root/<class>/* (or root/<split>/<class>/*) "
+                        "or its .tar.gz")
+    return load_image_folder(path, train_split, test_split, size, hflip=hflip, augment_set=augment_set,
+                             unlabeled_path=unlabeled_path, test_fraction=test_fraction, seed=seed)

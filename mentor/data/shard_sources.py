@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import DataError
+from .folders import IMAGE_SUFFIXES, UNLABELED, scan_folder
 from .shards import write_shards
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 STORED_AS_IS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
 
 
@@ -48,39 +49,6 @@ def _image_array(x: np.ndarray, where: str) -> None:
                         f"got {x.dtype} of shape {x.shape}")
 
 
-def folder_splits(root: str) -> Dict[str, List[Tuple[str, int]]]:
-    """{split: [(file, label)]} of a folder: root/<split>/<class>/* (train, test, ...), root/<class>/*
-    (one labeled split), or images directly under root, at any depth (unlabeled)."""
-    from .folders import _list_split
-
-    if not os.path.isdir(root):
-        raise DataError(f"image folder not found: {root}")
-    subdirs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    if subdirs and all(d in ("train", "test", "unlabeled", "val") for d in subdirs):
-        splits = {}
-        for split in subdirs:
-            if split == "unlabeled":
-                splits[split] = [(p, -1) for p in _images_under(os.path.join(root, split))]
-            else:
-                splits[split] = _list_split(root, split)[1]
-        return splits
-    loose = [f for f in os.listdir(root) if f.lower().endswith(IMAGE_SUFFIXES)]
-    if subdirs and not loose:
-        parent, name = os.path.split(os.path.abspath(root))
-        return {"train": _list_split(parent, name)[1]}
-    return {"unlabeled": [(p, -1) for p in _images_under(root)]}
-
-
-def _images_under(root: str) -> List[str]:
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        found += [os.path.join(folder, f) for f in sorted(files) if f.lower().endswith(IMAGE_SUFFIXES)]
-    if not found:
-        raise DataError(f"{root} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
-    return found
-
-
 def csv_rows(path: str) -> List[Tuple[str, int]]:
     """(file, label) of a CSV with a column 'path' (relative to the CSV's folder) and an optional
     column 'label' (a class index; empty: unlabeled)."""
@@ -105,7 +73,8 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
                  data_path: Optional[str] = None, source: Optional[str] = None, shard_size: int = 10000,
                  encoding: str = "png", progress: bool = True) -> Dict[str, dict]:
     """Write the shards of a dataset or a file/folder into ``out``; one set per split, named
-    NAME-train, NAME-test, NAME-unlabeled (a lone unlabeled or labeled source: NAME). Returns
+    NAME-train, NAME-test, NAME-unlabeled (a lone unlabeled or labeled source: NAME). An image
+    folder is read as mentor.data.folders.scan_folder lays it out. Returns
     {set name: manifest}."""
     if (dataset is None) == (source is None):
         raise DataError("give either --dataset NAME (a built-in dataset) or --from PATH (a folder, .npz, .npy or .csv)")
@@ -148,14 +117,17 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
         rows = csv_rows(source)
         write(name, _files(rows), len(rows))
     else:
-        splits = folder_splits(source)
-        classes = None
+        layout = scan_folder(source)
+        said = layout.ignored_line()
+        if said:
+            warnings.warn(said, stacklevel=2)
+        splits = dict(layout.splits)
+        if layout.unlabeled:
+            splits[UNLABELED] = [(path, -1) for path in layout.unlabeled]
+        if not splits:
+            raise DataError(f"{source} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
         for split, rows in splits.items():
-            set_name = name if len(splits) == 1 else f"{name}-{split}"
-            if split != "unlabeled":
-                folder = os.path.dirname(os.path.dirname(rows[0][0]))
-                classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))
-                                 and not d.startswith("."))
-            write(set_name, _files(rows), len(rows), class_names=classes if split != "unlabeled" else None,
-                  num_classes=len(classes) if classes and split != "unlabeled" else None)
+            labeled = split != UNLABELED
+            write(name if len(splits) == 1 else f"{name}-{split}", _files(rows), len(rows),
+                  class_names=layout.classes if labeled else None, num_classes=len(layout.classes) if labeled else None)
     return written

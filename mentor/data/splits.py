@@ -9,6 +9,25 @@ import numpy as np
 
 from ..errors import DataError
 
+# The share of a source's labeled examples held out as its test split when it has none of its own
+# (a table without --test-path, an image folder without test/)
+TEST_FRACTION = 0.2
+
+
+def stratified_hold_out(y: np.ndarray, test_fraction: float, seed: int, what: str, remedy: str):
+    """(train positions, test positions) into labels ``y``: a seeded stratified share for testing.
+    Errors name ``what`` is split and suggest ``remedy``."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    try:
+        train, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise DataError(f"{what}: cannot hold out a stratified test split of {test_fraction:g} of the {len(y)} "
+                        f"({exc}); {remedy}") from None
+    return np.sort(train), np.sort(test)
+
 
 @dataclass
 class Split:

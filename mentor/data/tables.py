@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import DataError
 from ..registry import DATASETS
 from .arrays import ArrayDataset
+from .splits import TEST_FRACTION, stratified_hold_out
 
 
 def read_table(path: str) -> Tuple[List[str], List[List[str]]]:
@@ -95,10 +96,6 @@ def _class_order(labels: List[str]) -> List[str]:
         return names
 
 
-# The share of a file's labeled rows held out as its test split when no --test-path is given
-TEST_FRACTION = 0.2
-
-
 class LabelColumn:
     """The labels of a file of rows (a table's target column, a text file's first field): which
     rows are labeled (a non-empty cell other than the marker), the class names in order, and
@@ -132,17 +129,9 @@ class LabelColumn:
 
     def hold_out(self, test_fraction: float, seed: int):
         """(train rows, test rows): a seeded stratified share of the labeled rows for testing."""
-        from sklearn.model_selection import train_test_split
-
-        if not 0.0 < test_fraction < 1.0:
-            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        try:
-            train, test = train_test_split(self.labeled, test_size=test_fraction, stratify=self.y[self.labeled],
-                                           random_state=seed)
-        except ValueError as exc:
-            raise DataError(f"{self.path}: cannot hold out a stratified test split of {test_fraction:g} of the "
-                            f"{len(self.labeled)} labeled rows ({exc}); give --test-path or more labeled rows") from None
-        return np.sort(train), np.sort(test)
+        train, test = stratified_hold_out(self.y[self.labeled], test_fraction, seed, f"{self.path}: labeled rows",
+                                          "give --test-path or more labeled rows")
+        return self.labeled[train], self.labeled[test]
 
 
 def rows_dataset(name: str, x: np.ndarray, labels: LabelColumn, path: str, seed: int, test_fraction: float,
@@ -170,7 +159,8 @@ def rows_dataset(name: str, x: np.ndarray, labels: LabelColumn, path: str, seed:
         num_classes=len(labels.class_names), x_unlabeled=scale(x[labels.unlabeled]), class_names=labels.class_names,
         feature_scaling={"mean": mean.tolist(), "std": std.tolist()},
         source_rows={"file": os.path.abspath(path), "train": train_rows.tolist(), "test": test_rows.tolist(),
-                     "unlabeled": labels.unlabeled.tolist(), "test_file": os.path.abspath(test_path) if test_path else None},
+                     "unlabeled": labels.unlabeled.tolist(), "test_file": os.path.abspath(test_path) if test_path else None,
+                     "test_fraction": None if test is not None else test_fraction},
         **extra)
 
 

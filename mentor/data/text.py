@@ -29,7 +29,8 @@ from ..errors import DataError
 from ..registry import DATASETS
 from .arrays import ArrayDataset
 from .files import write_atomically
-from .tables import TEST_FRACTION, LabelColumn, rows_dataset
+from .splits import TEST_FRACTION
+from .tables import LabelColumn, rows_dataset
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _MODEL = None

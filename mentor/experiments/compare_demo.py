@@ -15,18 +15,18 @@ problem and budget were chosen on validation figures only (BENCHMARKS.md, "mento
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 DEMO = dict(dataset="digits", num_labeled=50, steps=600, eval_every=100)
 DEMO_SEEDS = (0, 1)
 
 
 def run_compare_demo(out: str = "demo_out", jobs: int = 2, progress: bool = True, steps: Optional[int] = None,
-                     resume: bool = True) -> dict:
+                     resume: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
     """The demo's comparison into ``out`` (a finished demo is reused; ``steps`` shortens it for tests)."""
     from ..compare import compare
     from ..train import TrainConfig
 
     settings = {**DEMO, **({"steps": steps, "eval_every": 0} if steps else {})}
     return compare(TrainConfig(device="cpu", **settings), seeds=DEMO_SEEDS, folds=5, out=out, jobs=jobs,
-                   resume=resume, progress=progress)
+                   resume=resume, progress=progress, log=log)

@@ -32,6 +32,30 @@ def load_configured_dataset(config: TrainConfig, seed: Optional[int] = None):
     return dataset
 
 
+def _advise_on_arrays(dataset: ArrayDataset, config: TrainConfig) -> None:
+    """Arrays a user built in Python (a name no loader registers) meet two defaults made for the
+    benchmarks: num_labeled labels a few of their examples, and features are taken as they are.
+    Say so (once per message, Python's default for warnings), with the way out."""
+    import warnings
+
+    from ..registry import DATASETS
+
+    if dataset.name in DATASETS:
+        return
+    n = len(dataset.y_train)
+    if 0 < config.num_labeled < n:
+        warnings.warn(f"num_labeled={config.num_labeled} labels {config.num_labeled} of the {n} training examples of "
+                      f"{dataset.name!r} (the others join the unlabeled pool, as in the benchmarks); num_labeled=0 "
+                      "trains on every label", stacklevel=3)
+    if not dataset.is_image and dataset.cached_views is None and len(dataset.x_train) > 1:
+        std = dataset.x_train.reshape(len(dataset.x_train), -1).std(axis=0)
+        mean = np.abs(dataset.x_train.reshape(len(dataset.x_train), -1).mean(axis=0))
+        if std.max() > 10 * max(std.min(), 1e-12) or (mean > 3 * np.maximum(std, 1e-12)).any():
+            warnings.warn(f"the features of {dataset.name!r} are not standardised (column std from {std.min():.3g} to "
+                          f"{std.max():.3g}): the noise of the strong views and the learning rate assume unit scale; "
+                          "standardise them (SemiSupervisedClassifier and --dataset table do)", stacklevel=3)
+
+
 def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split]:
     """(dataset, split): ``dataset`` overrides config.dataset (arrays built in Python, or a copy
     already loaded); labeled_classes, the validation fold, the pool's shape and label noise as
@@ -42,6 +66,7 @@ def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split
         dataset = load_dataset(config.dataset, config.data_path, seed=config.seed, **options)
     elif isinstance(dataset, ArrayDataset):
         dataset = validate_dataset(dataset)
+        _advise_on_arrays(dataset, config)
     if embed and not isinstance(dataset, EmbeddedDataset):  # images -> cached embeddings of a pretrained backbone
         if is_streamed(dataset):
             raise ConfigError("embed= takes an in-memory image dataset; a dataset streamed from shards is not embedded")

@@ -369,7 +369,7 @@ class Trainer:
             self._truncate_metrics()
             return
         if has_checkpoint or os.path.exists(self._path("metrics.jsonl")):
-            raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+            raise ConfigError(f"{out} already holds a run; pass --resume (resume=True in Python) to continue it or choose another --out")
         self.dist.barrier()  # every rank has checked the folder before rank 0 writes into it
         if self.dist.is_main:
             with open(self._path("config.json"), "w") as f:
