@@ -144,11 +144,16 @@ def record(args: list) -> str:
     return part
 
 
+def resume_flag(out: str) -> list:
+    """--resume where OUT holds a comparison already (compare refuses to resume nothing)."""
+    return ["--resume"] if os.path.exists(os.path.join(out, "compare-settings.json")) else []
+
+
 def run(problem: str, jobs: int) -> str:
     out = os.path.join(RUNS, problem)
     text = ""
     for flags in PROBLEMS[problem]():
-        text += record(["compare", *flags, "--out", out, "--jobs", str(jobs), "--resume"]) + "\n"
+        text += record(["compare", *flags, "--out", out, "--jobs", str(jobs), *resume_flag(out)]) + "\n"
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{problem}.md"), "w") as f:
         f.write(text)

@@ -105,11 +105,11 @@ PROBLEMS = {
 
 
 def run(problem: str, jobs: int) -> str:
-    from compare import record
+    from compare import record, resume_flag
 
     out = os.path.join(RUNS, problem)
     text = record(["compare", *PROBLEMS[problem](), *entries(), "--fit-best", "--out", out, "--jobs", str(jobs),
-                   "--resume", "--no-progress"])
+                   *resume_flag(out), "--no-progress"])
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{problem}.md"), "w") as f:
         f.write(text)

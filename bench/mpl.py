@@ -212,7 +212,7 @@ def compare_mode(problem: str, steps: int, seeds, plan: dict, threads) -> None:
     entries = {label: entry_text(method, options) for label, (method, options) in plan.items()}
     out = os.path.join(os.path.dirname(__file__), "runs", "mpl-compare", f"{problem}-{steps}")
     jobs = 2 if threads == 1 else 1  # --threads 1: two single-threaded workers share the 2 cores
-    result = compare(config, methods=list(entries.values()), seeds=seeds, folds=0, out=out, jobs=jobs, resume=True,
+    result = compare(config, methods=list(entries.values()), seeds=seeds, folds=0, out=out, jobs=jobs, resume="auto",
                      baselines=[])
     print(f"\ncompare: {problem}, {steps} steps, seeds {seeds}; rows as labelled here:")
     for label, text in entries.items():

@@ -45,7 +45,7 @@ def main() -> None:
         config = TrainConfig(dataset=problem, num_labeled=PROBLEMS[problem], steps=args.steps, eval_every=0,
                              device="cpu", progress=False)
         out = os.path.join(HERE, "runs", "sklearn-compare", f"{problem}-{args.steps}")
-        result = compare(config, methods=ENTRIES, seeds=args.seeds, folds=0, out=out, jobs=args.jobs, resume=True,
+        result = compare(config, methods=ENTRIES, seeds=args.seeds, folds=0, out=out, jobs=args.jobs, resume="auto",
                          progress=False)
         print(f"\n{problem}, {PROBLEMS[problem]} labels:")
         print(format_tables(result))

@@ -67,7 +67,7 @@ def compare_split(mode: str, labels: int, seeds, noise: float, steps: int, jobs:
                          progress=False)
     out = os.path.join(HERE, "runs", "sst2", f"{split}-{labels}-noise{noise}-{steps}")
     return compare(config, methods=[*METHODS, *SCIKIT_LEARN], seeds=seeds, folds=0, out=out, jobs=jobs,
-                   resume=True, progress=False)
+                   resume="auto", progress=False)
 
 
 def main() -> None:

@@ -18,14 +18,13 @@ Written by hand here, because neither library has it:
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from typing import List, Optional
 
 import numpy as np
 
-from .data.files import write_atomically
+from .data.files import read_json as read_json_file, write_atomically
 from .errors import CheckpointError, ConfigError
 
 MODEL_FILE = "model.skops"
@@ -185,5 +184,4 @@ def describe(model) -> str:
 def read_json(path: str) -> Optional[dict]:
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return read_json_file(path)

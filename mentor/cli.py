@@ -111,6 +111,7 @@ def config_from_args(args) -> "TrainConfig":
     given = dict(vars(args))
     given.pop("func", None)
     given.pop("command", None)
+    given.pop("debug", None)
     given.pop("resume", None)
     settings = preset_settings(given.pop("preset")) if "preset" in given else {}
     for flag, key in (("hp", "method_options"), ("model_hp", "model_options"), ("data_hp", "dataset_options")):
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .inference import MODEL_CHOICES
 
     parser = argparse.ArgumentParser(prog="mentor", description="Semi-supervised learning with teacher-student methods.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("presets", help="list the recipes for --preset").set_defaults(func=cmd_presets)
@@ -429,13 +431,41 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 _default_format = warnings.formatwarning
 
 
+def _own_message(exc: Exception) -> str:
+    """The error's own message: one raised in a DataLoader worker comes back wrapped in the
+    worker's traceback ("Caught DataError in DataLoader worker process 0. Original Traceback
+    ..."), whose last line is the message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]  # "mentor.errors.DataError: ..."
+        name, sep, message = last.partition(": ")
+        return message if sep and " " not in name else last
+    return text
+
+
+FILE_OUTPUTS = ("predict", "export", "report")  # the commands whose --out is a file; the others' is a folder
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """The command line's one error boundary: a user error (bad input, flag, file, device, a path
+    that cannot be written) is one ``mentor: error:`` line and exit code 2; ``--debug`` shows its
+    traceback. Anything else is a defect and keeps its traceback."""
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _warning_line
     try:
+        if getattr(args, "out", None):
+            from .data.files import check_output
+
+            check_output(args.out, folder=args.command not in FILE_OUTPUTS)
         return args.func(args)
-    except MentorError as exc:
-        print(f"mentor: error: {exc}", file=sys.stderr)
+    except (MentorError, OSError) as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, OSError):  # the file system's refusal: a path, a permission, a full disk
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"mentor: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        else:
+            print(f"mentor: error: {_own_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mentor: interrupted; a run with --out can be continued with --resume", file=sys.stderr)

@@ -13,6 +13,10 @@ class DataError(MentorError, ValueError):
     """Input data that cannot be trained on: shapes, labels, non-finite values, empty sets."""
 
 
+class TrainingError(MentorError):
+    """A run that cannot go on: a loss or a parameter became NaN or infinite."""
+
+
 class CheckpointError(MentorError):
     """A checkpoint that is missing, corrupt, or was written by another program or run."""
 

@@ -43,6 +43,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .data import ArrayDataset
+from .data.tables import column_scaling
 from .errors import ConfigError
 from .registry import METHODS
 
@@ -98,6 +99,11 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         labeled = y[~is_unlabeled]
         if len(labeled) == 0:
             raise ValueError(f"y has no labeled row: every entry is the unlabeled marker {self.unlabeled!r}")
+        kinds = sorted({"str" if isinstance(v, str) else "int" if isinstance(v, (int, np.integer)) else type(v).__name__
+                        for v in labeled})
+        if "str" in kinds and len(kinds) > 1:
+            raise ValueError(f"y mixes labels of types {', '.join(kinds)}; give every label the same type "
+                             f"(unlabeled rows: the marker {self.unlabeled!r}, or None)")
         check_classification_targets(labeled)
         return is_unlabeled, labeled
 
@@ -119,8 +125,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         if self.method == "auto" and self._method_options:
             raise ConfigError(f"method options {sorted(self._method_options)} go with a named method; with "
                               "method='auto' give them inside candidates, e.g. 'fixmatch:threshold=0.9'")
-        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
-        self.scale_[self.scale_ == 0] = 1.0
+        self.mean_, self.scale_ = column_scaling(X)  # without overflow, even for values near 1e308
         x = ((X - self.mean_) / self.scale_).astype(np.float32)
         x_labeled, x_unlabeled = x[~is_unlabeled], x[is_unlabeled]
         dataset = ArrayDataset("arrays", x_labeled, encoded.astype(np.int64), x_labeled[:1], encoded[:1].astype(np.int64),
@@ -238,8 +243,12 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
 
 def _same(value, marker) -> bool:
     """value == marker without numpy's elementwise surprises (strings against -1, NaN markers)."""
+    if value is None:  # a missing label, as an empty cell is
+        return True
     if isinstance(marker, float) and np.isnan(marker):
         return isinstance(value, float) and np.isnan(value)
+    if isinstance(value, str) and not isinstance(marker, str):  # "-1" in string labels is the marker -1
+        return value.strip() == str(marker)
     try:
         return bool(value == marker)
     except (TypeError, ValueError):

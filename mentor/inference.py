@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, DataError
-from .train.trainer import CHECKPOINT, INFERENCE
+from .options import resolve_device
+from .train.trainer import CHECKPOINT, INFERENCE, INPUTS
 
 
 MODEL_CHOICES = ("auto", "student", "ema", "teacher")
@@ -199,8 +200,9 @@ class EnsemblePredictor:
 
 
 def _read_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    from .data.files import read_json
+
+    return read_json(path)
 
 
 def _choose(models: Dict[str, nn.Module], which: str, run_dir: str):
@@ -226,6 +228,7 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
     from .classical import ENSEMBLE_FILE, MODEL_FILE, load_model_file
 
     path = os.path.join(run_dir, CHECKPOINT)
+    device = resolve_device(device)  # before anything is read: a device this machine lacks is said as such
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"no run folder {run_dir}")
     delivered = [f for f in (ENSEMBLE_FILE, MODEL_FILE) if os.path.exists(os.path.join(run_dir, f))]
@@ -246,6 +249,11 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT} (nor a classical model or an ensemble): is it a "
                               "finished mentor run?")
     state = load_checkpoint(path, map_location="cpu")
+    inputs = os.path.join(run_dir, INPUTS)
+    own = _read_json(inputs).get("run_id") if os.path.exists(inputs) else None
+    if own is not None and state.get("run_id") not in (None, own):
+        raise CheckpointError(f"the checkpoint in {run_dir} was written by another run (run id {state.get('run_id')}, "
+                              f"the folder's {own}): copied from another run folder? Put back this run's checkpoint")
     config = TrainConfig.from_dict(state["config"])
     spec_path = os.path.join(run_dir, INFERENCE)
     if os.path.exists(spec_path):
@@ -268,7 +276,7 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
         ema.load_state_dict(state["ema"])
         models["ema"] = ema.module
     net, which = _choose(models, model, run_dir)
-    return Predictor(net, spec, which, run_dir, torch.device(device))
+    return Predictor(net, spec, which, run_dir, device)
 
 
 def export_model(run_dir: str, out: str, model: str = "auto") -> dict:

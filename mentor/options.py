@@ -1,6 +1,7 @@
 """KEY=VALUE options as the command line writes them (--hp, --model-hp, --data-hp, --methods NAME:KEY=VALUE)."""
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 from .errors import ConfigError
@@ -31,3 +32,64 @@ def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
             raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
         options[key.replace("-", "_")] = parse_value(value)
     return options
+
+
+def resolve_device(name: str):
+    """The torch device a user named: ``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``; a device this machine lacks, or a name torch does not know, is a ConfigError."""
+    import torch
+
+    name = str(name or "auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: this machine has no CUDA device (torch {torch.__version__}"
+                              f"{'' if torch.version.cuda else ', a CPU build'}); use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu or auto")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name!r}: mentor trains on cpu, cuda or mps")
+    return device
+
+
+def _kind(value) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a word"}.get(type(value), type(value).__name__)
+
+
+def check_option_types(what: str, options: dict, defaults: dict) -> dict:
+    """``options`` with each value checked against the type of its default (ints and floats are
+    numbers: an int option may take a fraction, e.g. of the run's steps, which the option's owner
+    checks; a list of numbers where the default is a sequence); a value of the wrong type is a
+    ConfigError naming ``what``, the option, the value and what it takes. Options whose default is
+    None, or unknown here, pass as they are."""
+    checked = dict(options)
+    for key, value in options.items():
+        default = defaults.get(key)
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{what} {key}={value!r}: takes true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{what} {key}={value!r}: takes {_kind(default)}, like its default {default!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{what} {key}={value!r}: takes a finite number")
+            if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+                checked[key] = int(value)  # an int option may also take a fraction (of the run's steps)
+            elif isinstance(default, float):
+                checked[key] = float(value)
+        elif isinstance(default, (list, tuple)):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if default and all(isinstance(d, (int, float)) and not isinstance(d, bool) for d in default) and \
+                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+                raise ConfigError(f"{what} {key}={value!r}: takes numbers separated by commas, like its default "
+                                  f"{','.join(map(str, default))}")
+    return checked

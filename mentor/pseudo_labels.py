@@ -137,6 +137,11 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
             inputs = read_ahead(ranges) if read_ahead is not None else (pool.read(*r) for r in ranges)
             parts = [predict(model, transform, x, device, batch_size, autocast) for x in inputs]
             probs = torch.cat(parts).cpu()
+            bad = torch.nonzero(~torch.isfinite(probs).all(dim=1)).flatten()
+            if len(bad):  # a NaN prediction is no label: stop before writing it (or marking the set complete)
+                raise DataError(f"{len(bad)} example(s) of the pool {getattr(pool, 'name', '')} give NaN or infinite "
+                                f"predictions, first example {start + int(bad[0])}: its inputs hold NaN or infinite "
+                                "values; clean the pool and label again")
             confidence, argmax = probs.max(dim=1)
             arrays = {"probs": probs.numpy().astype(np.float16), "argmax": argmax.numpy(),
                       "confidence": confidence.numpy()}

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import os
 from typing import Dict, List
 
 import numpy as np
 
-from .data.files import write_atomically
+from .data.files import read_json, read_jsonl, write_atomically
 from .errors import ConfigError, DataError
 
 MODEL_STYLES = {"": "-", "ema_": "--", "teacher_": ":"}
@@ -65,8 +64,7 @@ def read_run(run_dir: str) -> dict:
     if not os.path.isfile(path):
         raise DataError(f"{run_dir} is not a run folder with evaluations: no metrics.jsonl (train with --out, "
                         "and --eval-every > 0 for curves)")
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_jsonl(path)
     if not records:
         raise DataError(f"{path} holds no evaluation yet")
     run = {"dir": run_dir, "name": os.path.basename(os.path.normpath(run_dir)), "records": records}
@@ -74,8 +72,7 @@ def read_run(run_dir: str) -> dict:
         file = os.path.join(run_dir, f"{name}.json")
         run[name] = {}
         if os.path.exists(file):
-            with open(file) as f:
-                run[name] = json.load(f)
+            run[name] = read_json(file)
     return run
 
 

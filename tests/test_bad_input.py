@@ -64,7 +64,7 @@ def test_class_with_no_training_example():
 
 
 def test_fewer_labels_than_classes():
-    with pytest.raises(DataError, match="leaves some of the 3 classes with no labeled example"):
+    with pytest.raises(DataError, match="--num-labeled 2 leaves some of the 3 classes with no example"):
         start(blobs(), num_labeled=2)
 
 

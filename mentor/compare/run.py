@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from ..data import ArrayDataset
 from ..data.files import write_json_atomically
+from ..data.fingerprint import check_unchanged, input_fingerprint
 from ..errors import ConfigError
 from ..train import TrainConfig, Trainer
 from ..train.config import RESUME_FREE
@@ -52,7 +53,7 @@ WORKER_START = 3.5
 
 
 def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
-            folds: int = 5, out: Optional[str] = None, jobs: int = 1, resume: bool = False,
+            folds: int = 5, out: Optional[str] = None, jobs: int = 1, resume=False,
             dataset: Optional[ArrayDataset] = None, baselines: Optional[Sequence[str]] = None,
             unlabeled_fractions: Optional[Sequence[float]] = None, class_mismatch: Optional[Sequence[float]] = None,
             labeled_classes: Optional[Sequence[int]] = None, fit_best: bool = False, test: bool = True,
@@ -60,7 +61,8 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     """Runs (or resumes) a comparison and returns what compare.json holds. ``config`` gives
     every training setting (its method and seed are the cells'); ``dataset`` in-memory arrays
     instead of config.dataset; ``folds`` 0 trains on every label and scores the test split only
-    (a benchmark, no choice); ``out`` None works in a temporary folder. ``log`` receives the
+    (a benchmark, no choice); ``out`` None works in a temporary folder; ``resume`` True continues
+    OUT's comparison (refused where there is none), "auto" continues it if there is one. ``log`` receives the
     plan and notes (default: stderr when ``progress``). ``rule``: how the choice is made
     (mentor.compare.stats.CHOICE_RULES; default CHOICE_RULE, the lowest regret measured)."""
     if log is None:
@@ -149,7 +151,8 @@ def _held_test_note(config: TrainConfig, loaded) -> Optional[str]:
 def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -> dict:
     free = set(RESUME_FREE) | {"method", "method_options", "seed"}  # the cells' own
     return {"config": {k: v for k, v in config.to_dict().items() if k not in free}, "folds": folds, "test": test,
-            "labeled_classes": list(labeled_classes) if labeled_classes else None}
+            "labeled_classes": list(labeled_classes) if labeled_classes else None,
+            "inputs": input_fingerprint(config.data_path, config.dataset_options)}
 
 
 def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled_classes, resume: bool,
@@ -161,7 +164,7 @@ def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled
     path = os.path.join(out, SETTINGS_FILE)
     now = json.loads(json.dumps(_fingerprint(config, folds, test, labeled_classes)))
     if os.path.exists(path):
-        if not (resume or fit_best):
+        if resume is False and not fit_best:
             raise ConfigError(f"{out} already holds a comparison; pass --resume (resume=True in Python) to continue it (methods, seeds and "
                               "study points may be added) or choose another --out")
         with open(path) as f:
@@ -174,9 +177,14 @@ def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled
         if diff:
             raise ConfigError(f"{out} holds a comparison made with other settings ({'; '.join(diff)}); resume it "
                               "with the same training flags or choose another --out")
+        if "inputs" in saved:  # comparisons from before inputs were recorded are taken as they are
+            check_unchanged(saved["inputs"], now["inputs"], f"the comparison in {out}",
+                            "Its finished cells were trained on the old data: restore it, or compare afresh into "
+                            "another --out")
         return
-    if resume and os.path.isdir(out) and os.listdir(out):
-        raise ConfigError(f"nothing to resume: {out} holds no {SETTINGS_FILE}")
+    if resume is True:
+        raise ConfigError(f"nothing to resume: {out} holds no comparison ({SETTINGS_FILE}); leave out --resume to "
+                          "start one")
     write_json_atomically(path, now)
 
 

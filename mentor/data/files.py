@@ -32,8 +32,67 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
             os.remove(tmp)
 
 
+def check_output(path: str, folder: bool, flag: str = "--out") -> str:
+    """``path`` if mentor can write there (a folder, or a file when ``folder`` is False), checked
+    before any work: not a file where a folder must be (or the reverse), no file among its parent
+    folders, no name over the filesystem's limit, a parent that can be written to. Else a
+    ConfigError naming the path and the problem."""
+    from ..errors import ConfigError
+
+    if not path:
+        raise ConfigError(f"{flag} is empty")
+    absolute = os.path.abspath(path)
+    for part in absolute.split(os.sep):
+        if len(part.encode()) > 255:
+            raise ConfigError(f"{flag} {path}: the name {part[:40]}... is {len(part.encode())} bytes long, over the "
+                              "filesystem's limit of 255")
+    if folder and os.path.exists(absolute) and not os.path.isdir(absolute):
+        raise ConfigError(f"{flag} {path} is a file; give a folder (it is created if missing)")
+    if not folder and os.path.isdir(absolute):
+        raise ConfigError(f"{flag} {path} is a folder; give a file name")
+    parent = os.path.dirname(absolute)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{flag} {path}: {parent} is a file, so nothing can be written under it")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{flag} {path}: {parent} cannot be written to (permission denied)")
+    return path
+
+
 def write_json_atomically(path: str, data) -> None:
     write_atomically(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
+
+
+def read_json(path: str) -> dict:
+    """A JSON file mentor wrote, or a DataError saying it is damaged (cut short by a kill, edited)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is damaged (not valid JSON: {exc}); restore it or start the run afresh") from None
+
+
+def read_jsonl(path: str) -> list:
+    """The records of a JSON-lines file mentor appends to (metrics.jsonl). A kill can tear its last
+    line: that line is dropped, with a warning that says so; a damaged line before it is a
+    DataError naming the line."""
+    import warnings
+
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [(number, line) for number, line in enumerate(f, start=1) if line.strip()]
+    records = []
+    for i, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                warnings.warn(f"{path}: dropped its last line ({number}), cut short (a killed run leaves one)",
+                              stacklevel=2)
+                break
+            raise DataError(f"{path}, line {number}, is damaged (not valid JSON); restore the file or start the "
+                            "run afresh") from None
+    return records
 
 
 def file_digest(path: str, algorithm: str = "sha256") -> str:

@@ -70,6 +70,21 @@ class FolderLayout:
         return f"{self.root}: left out " + "; ".join(f"{n} {why}" for why, n in self.ignored.items())
 
 
+def image_size(value) -> Optional[Tuple[int, int]]:
+    """--data-hp size: H,W (or HxW, or one number for a square) as (H, W), or a DataError naming it."""
+    if value is None:
+        return None
+    parts = [value, value] if isinstance(value, (int, float)) else \
+        value.replace("x", ",").split(",") if isinstance(value, str) else list(value)
+    try:
+        height, width = (int(p) for p in parts)
+        if height < 1 or width < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise DataError(f"--data-hp size={value!r}: give the images' height and width, H,W (e.g. size=32,32)") from None
+    return height, width
+
+
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
@@ -262,8 +277,11 @@ def _resolve_root(path: str) -> str:
     if not os.path.isdir(path):
         raise DataError(f"image folder not found: {path}")
     entries = [e for e in os.listdir(path) if not e.startswith(".")]
-    if len(entries) == 1 and os.path.isdir(os.path.join(path, entries[0])) and not has_image_folder_layout(path):
-        path = os.path.join(path, entries[0])
+    lone = os.path.join(path, entries[0]) if len(entries) == 1 else None
+    # A lone top folder that holds folders is a wrapper (an archive's): descend. One that holds
+    # only images is a class folder, and stays one.
+    if lone and os.path.isdir(lone) and entries[0] != UNLABELED and _visible(lone, dirs=True):
+        path = lone
     return path
 
 
@@ -276,7 +294,7 @@ def load_image_folder(path: str, train_split: str = "train", test_split: str = "
     ``test_fraction`` of them held out as the test split) and the class-less ones as x_unlabeled
     (see scan_folder); which files went where is kept in ``source_rows`` (split.json)."""
     root = _resolve_root(path)
-    size = None if size is None else (int(size[0]), int(size[1]))
+    size = image_size(size)
     layout = scan_folder(root, unlabeled_path)
     classes = layout.classes
     if not classes:

@@ -19,14 +19,16 @@ from .shards import write_shards
 STORED_AS_IS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
 
 
-def _file_sample(path: str) -> Tuple[bytes, str]:
+def _file_sample(path: str) -> Tuple[bytes, str, str]:
     ext = os.path.splitext(path)[1].lower()
     with open(path, "rb") as f:
         data = f.read()
+    if not data:
+        raise DataError(f"image file {path} is empty (0 bytes); remove it or replace it")
     if ext in STORED_AS_IS:
-        return data, STORED_AS_IS[ext]
+        return data, STORED_AS_IS[ext], path
     from .shards import decode_image, encode_image
-    return encode_image(decode_image(data, path, 3, None), "png"), "png"
+    return encode_image(decode_image(data, path, 3, None), "png"), "png", path
 
 
 def _files(paths_labels: List[Tuple[str, int]]) -> Iterator[Tuple[object, int]]:
@@ -80,9 +82,15 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
         raise DataError("give either --dataset NAME (a built-in dataset) or --from PATH (a folder, .npz, .npy or .csv)")
     written = {}
 
+    from .fingerprint import path_fingerprint
+
+    origin = {"dataset": dataset, "data_path": data_path and path_fingerprint(data_path)} if dataset is not None \
+        else {"from": path_fingerprint(source)}
+
     def write(set_name, samples, total, class_names=None, num_classes=None):
         written[set_name] = write_shards(samples, out, set_name, shard_size, encoding, total=total,
-                                         class_names=class_names, num_classes=num_classes, progress=progress)
+                                         class_names=class_names, num_classes=num_classes, progress=progress,
+                                         source=origin)
 
     if dataset is not None:
         from .sources import load_dataset

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import DATASETS
+from .folders import image_size
 from .pools import ShardPool, default_workers
 from .shards import ShardSet
 
@@ -78,18 +79,6 @@ class ShardDataset:
         return channel_stats(self.take_train(labeled))
 
 
-def _size(value) -> Optional[tuple]:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return (int(value), int(value))
-    if isinstance(value, str):
-        value = value.replace("x", ",").split(",")
-    if len(value) != 2:
-        raise DataError(f"size must be H,W (or one number for a square), got {value!r}")
-    return (int(value[0]), int(value[1]))
-
-
 @DATASETS.register("shards")
 def load_shards(path: Optional[str], seed: int = 0, unlabeled_path: Optional[str] = None,
                 test_path: Optional[str] = None, size=None, window: int = 8, workers: Optional[int] = None,
@@ -104,7 +93,7 @@ def load_shards(path: Optional[str], seed: int = 0, unlabeled_path: Optional[str
         raise DataError("dataset 'shards' needs --data-path: the training shards, e.g. 'train-{000000..000009}.tar'")
     if not test_path:
         raise DataError("dataset 'shards' needs --test-path: the test split's shards (make them with `mentor shards`)")
-    size = _size(size)
+    size = image_size(size)
     train = ShardSet(path, size=size, cache=cache)
     test = ShardSet(test_path, size=size, cache=cache)
     unlabeled = ShardSet(unlabeled_path, size=size, cache=cache) if unlabeled_path else None

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DataError
-from .files import file_digest, write_atomically, write_json_atomically
+from .files import file_digest, read_json, write_atomically, write_json_atomically
 
 FORMAT = "mentor-shards/1"
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "bmp")
@@ -369,13 +369,15 @@ Sample = Tuple[object, int]  # (image: uint8 array or (bytes, extension), label 
 
 def write_shards(samples: Iterable[Sample], out: str, name: str, shard_size: int = 10000,
                  encoding: str = "png", total: Optional[int] = None, class_names: Optional[List[str]] = None,
-                 num_classes: Optional[int] = None, progress: bool = True) -> dict:
+                 num_classes: Optional[int] = None, progress: bool = True, source: Optional[dict] = None) -> dict:
     """Write ``samples`` as out/NAME-000000.tar, ... with ``shard_size`` samples each, and the
     manifest NAME.json plus NAME.labels.npy. Images given as arrays are encoded (``encoding``:
     png, lossless, or jpg); images given as (bytes, extension) are stored as they are. Each shard
     is written to a temporary file and renamed, and NAME.partial.json records the finished
     ones, so a killed run, started again, skips what it wrote (``samples`` must come in the
-    same order). Returns the manifest."""
+    same order). ``source``: the fingerprint of what the samples come from
+    (mentor.data.fingerprint), kept in both files: a set started or written from another source
+    is refused, not continued. Returns the manifest."""
     from tqdm.auto import tqdm
     from webdataset import TarWriter
 
@@ -384,14 +386,22 @@ def write_shards(samples: Iterable[Sample], out: str, name: str, shard_size: int
     if encoding not in ENCODINGS:
         raise DataError(f"unknown image encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
     os.makedirs(out, exist_ok=True)
+    for leftover in os.listdir(out):  # what a writer killed mid-file left (write_atomically's names)
+        if leftover.startswith(".tmp-") and leftover.endswith((".tar", ".json")):
+            os.remove(os.path.join(out, leftover))
     final, partial = os.path.join(out, f"{name}.json"), os.path.join(out, f"{name}.partial.json")
+    remedy = f"remove {os.path.join(out, name)}-* and {name}.json / {name}.partial.json, or choose another --out or --name"
     if os.path.exists(final):
-        return _read_manifest(final)
+        manifest = _read_manifest(final)
+        if source is not None and manifest.get("mentor", {}).get("source") not in (None, source):
+            raise DataError(f"{final} was written from another source than this one; {remedy}")
+        return manifest
     state = {"shard_size": shard_size, "encoding": encoding, "shards": [], "labels": [], "sums": None,
-             "sizes": {}, "channels": None}
+             "sizes": {}, "channels": None, "source": source}
     if os.path.exists(partial):
-        with open(partial) as f:
-            saved = json.load(f)
+        saved = read_json(partial)
+        if source is not None and saved.get("source") not in (None, source):
+            raise DataError(f"{partial}: a killed run started this set from another source than this one; {remedy}")
         if saved["shard_size"] == shard_size and saved["encoding"] == encoding:
             state = saved
     done = sum(s["nsamples"] for s in state["shards"])
@@ -457,6 +467,7 @@ def write_shards(samples: Iterable[Sample], out: str, name: str, shard_size: int
         "encoding": encoding, "channel_mean": moments[0].tolist(),
         "channel_std": np.sqrt(np.maximum(moments[1] - moments[0] ** 2, 0.0)).tolist(),
         "labels": f"{name}.labels.npy",
+        "mentor": {"source": source},
     }
     write_atomically(os.path.join(out, manifest["labels"]), lambda f: np.save(f, labels))
     write_json_atomically(final, manifest)
@@ -475,9 +486,9 @@ def _take(iterator: Iterator, count: int) -> list:
 
 def _encoded(image, encoding: str) -> Tuple[bytes, str, np.ndarray]:
     """(bytes, extension, uint8 C, H, W array) of a sample's image."""
-    if isinstance(image, tuple):
-        data, ext = image
-        return data, ext, decode_image(data, "a source image", _channels_of(data), None)
+    if isinstance(image, tuple):  # (bytes, extension[, the file they came from])
+        data, ext, where = (*image, "a source image")[:3]
+        return data, ext, decode_image(data, where, _channels_of(data, where), None)
     array = np.asarray(image, dtype=np.uint8)
     if array.ndim == 2:
         array = array[None]
@@ -486,8 +497,11 @@ def _encoded(image, encoding: str) -> Tuple[bytes, str, np.ndarray]:
     return encode_image(array, encoding), encoding, array
 
 
-def _channels_of(data: bytes) -> int:
-    from PIL import Image
+def _channels_of(data: bytes, where: str) -> int:
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(data)) as image:
-        return 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"cannot decode the image of {where}: {exc}") from None

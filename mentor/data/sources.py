@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DataError
+from ..options import check_option_types
 from ..registry import DATASETS
 from .arrays import ArrayDataset
 
@@ -122,6 +123,8 @@ def load_dataset(name: str, path: Optional[str] = None, seed: int = 0, **options
     if unknown and not any(v.kind == v.VAR_KEYWORD for v in parameters.values()):
         raise DataError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options: "
                         f"{', '.join(valid) or '(none)'}")
+    defaults = {p: v.default for p, v in parameters.items() if v.default is not v.empty}
+    options = check_option_types(f"dataset {name!r}: --data-hp", options, defaults)
     dataset = loader(path, seed=seed, **options)
     # Streamed datasets (--dataset shards) check their shards as they open them.
     return validate_dataset(dataset) if isinstance(dataset, ArrayDataset) else dataset

@@ -67,23 +67,30 @@ class Split:
             return cls(**json.load(f))
 
 
+def class_name(c: int, names: Optional[List[str]] = None) -> str:
+    """How errors name class ``c``: by the data's own name where it has one."""
+    return f"class {names[c]!r}" if names is not None and c < len(names) else f"class {c}"
+
+
 def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, seed: int,
-                             exclude: Optional[np.ndarray] = None) -> np.ndarray:
+                             exclude: Optional[np.ndarray] = None, what: str = "--num-labeled",
+                             names: Optional[List[str]] = None) -> np.ndarray:
     """num_labeled // C examples of every class, drawn with their own seed.
 
     When num_labeled is not a multiple of C, the remainder goes to randomly chosen classes
-    (one extra each), so the split is as balanced as it can be.
+    (one extra each), so the split is as balanced as it can be. Errors name the flag (``what``)
+    and the classes (``names``).
     """
     if num_labeled < num_classes:
         raise DataError(
-            f"--num-labeled {num_labeled} leaves some of the {num_classes} classes with no labeled "
-            f"example; ask for at least {num_classes}"
+            f"{what} {num_labeled} leaves some of the {num_classes} classes with no example; ask for at least "
+            f"{num_classes}"
         )
     available = np.ones(len(y), bool)
     if exclude is not None:
         available[exclude] = False
     if num_labeled > available.sum():
-        raise DataError(f"--num-labeled {num_labeled} exceeds the {int(available.sum())} available training examples")
+        raise DataError(f"{what} {num_labeled} exceeds the {int(available.sum())} available training examples")
     rng = np.random.default_rng(seed)
     per_class = np.full(num_classes, num_labeled // num_classes)
     per_class[rng.choice(num_classes, num_labeled % num_classes, replace=False)] += 1
@@ -91,11 +98,11 @@ def balanced_labeled_indices(y: np.ndarray, num_labeled: int, num_classes: int, 
     for c in range(num_classes):
         members = np.flatnonzero((y == c) & available)
         if len(members) == 0:
-            raise DataError(f"class {c} has no training example, so it can get no labeled example")
+            raise DataError(f"{class_name(c, names)} has no training example, so it can get none for {what}")
         if len(members) < per_class[c]:
             raise DataError(
-                f"class {c} has {len(members)} training examples but the balanced split of "
-                f"{num_labeled} labels needs {per_class[c]}"
+                f"{class_name(c, names)} has {len(members)} training examples but the balanced split of "
+                f"{what} {num_labeled} needs {per_class[c]}"
             )
         chosen.append(rng.choice(members, per_class[c], replace=False))
     return np.sort(np.concatenate(chosen))
@@ -140,7 +147,8 @@ def mpl_labeled_indices(n: int, num_labeled: int, ordered: bool) -> np.ndarray:
     return np.arange(MPL_SKIP, MPL_SKIP + num_labeled)
 
 
-def fold_of_labeled(labeled: np.ndarray, y: np.ndarray, num_classes: int, fold: Tuple[int, int], seed: int):
+def fold_of_labeled(labeled: np.ndarray, y: np.ndarray, num_classes: int, fold: Tuple[int, int], seed: int,
+                    names: Optional[List[str]] = None):
     """(training part, held-out part) of the labeled examples for fold ``index`` of ``folds``:
     scikit-learn's StratifiedKFold, shuffled with ``seed``, so every labeled example is held out
     exactly once over the folds and each held-out part has every class in proportion."""
@@ -155,7 +163,7 @@ def fold_of_labeled(labeled: np.ndarray, y: np.ndarray, num_classes: int, fold: 
     if fewest < folds:
         remedy = f"use --folds {fewest} or give more labels" if fewest >= 2 else \
             f"give at least {folds} labels of every class"
-        raise DataError(f"class {c} has {fewest} labeled example(s), fewer than the {folds} validation folds "
+        raise DataError(f"{class_name(c, names)} has {fewest} labeled example(s), fewer than the {folds} validation folds "
                         f"(each fold holds out at least one example of every class): {remedy}")
     parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
     train, held_out = parts[index]
@@ -191,7 +199,8 @@ def shape_pool(pool: np.ndarray, n_train: int, seed: int, fraction: float = 1.0,
 def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: int,
                unlabeled_pool: str = "all", extra_unlabeled: int = 0, protocol: str = "balanced",
                ordered: bool = True, validation_size: int = 0, validation_fold: Optional[Tuple[int, int]] = None,
-               fold_seed: int = 0, unlabeled_fraction: float = 1.0, class_mismatch: Optional[float] = None) -> Split:
+               fold_seed: int = 0, unlabeled_fraction: float = 1.0, class_mismatch: Optional[float] = None,
+               class_names: Optional[List[str]] = None) -> Split:
     """Labeled indices by the protocol ("balanced": seeded, N/C per class, or with num_labeled=0
     every training example, e.g. a table's labeled rows; "mpl": appendix C.1);
     the unlabeled pool is every training example ("all", as in the papers) or the ones left over
@@ -211,14 +220,17 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
         raise DataError(f"--num-labeled must be >= 0 (0: every labeled training example), got {num_labeled}")
     if protocol == "balanced":
         if validation_size:
-            validation = balanced_labeled_indices(y_train, validation_size, num_classes, seed + 1_000_003)
+            validation = balanced_labeled_indices(y_train, validation_size, num_classes, seed + 1_000_003,
+                                                  what="--validation-size", names=class_names)
         if num_labeled == 0:  # the labels as given (a table's labeled rows): all of them, less validation
             labeled = np.setdiff1d(np.arange(len(y_train)), validation)
             missing = sorted(set(range(num_classes)) - set(np.asarray(y_train)[labeled].tolist()))
             if missing:
-                raise DataError(f"class(es) {missing} have no labeled training example")
+                raise DataError(f"{', '.join(class_name(c, class_names) for c in missing)}: no labeled training "
+                                "example")
         else:
-            labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed, exclude=validation)
+            labeled = balanced_labeled_indices(y_train, num_labeled, num_classes, seed, exclude=validation,
+                                               names=class_names)
     elif protocol == "mpl":
         if validation_size > MPL_SKIP:
             raise DataError(f"the 'mpl' protocol reserves {MPL_SKIP} images for validation; "
@@ -231,7 +243,7 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
         raise DataError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if validation_fold is not None:
         labeled, validation = fold_of_labeled(np.asarray(labeled), y_train, num_classes, tuple(validation_fold),
-                                                fold_seed)
+                                                fold_seed, class_names)
     n = len(y_train)
     if unlabeled_pool == "all":
         pool = np.arange(n)

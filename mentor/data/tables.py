@@ -41,19 +41,32 @@ def read_table(path: str) -> Tuple[List[str], List[List[str]]]:
             raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or save the table as CSV") from None
         table = pq.read_table(path)
         columns = [["" if v is None else str(v) for v in table.column(i).to_pylist()] for i in range(table.num_columns)]
-        return list(table.column_names), [list(row) for row in zip(*columns)]
-    with open(path, newline="") as f:
-        sample = f.read(65536)
-        f.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        rows = list(csv.reader(f, dialect))
+        header = list(table.column_names)
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:
+            raise DataError(f"{path}: the columns {', '.join(map(repr, twice))} appear more than once; each needs "
+                            "its own name")
+        return header, [list(row) for row in zip(*columns)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is no part of a name
+            sample = f.read(65536)
+            f.seek(0)
+            try:
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+            except csv.Error:
+                dialect = csv.excel
+            rows = list(csv.reader(f, dialect))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                        "save it as UTF-8 CSV") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{path} is empty: expected a header line and rows")
     header, body = [h.strip() for h in rows[0]], rows[1:]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise DataError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; columns are read by "
+                        "name, so each needs its own")
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise DataError(f"{path}, line {line}: {len(row)} cells, but the header has {len(header)} columns")
@@ -86,6 +99,18 @@ def parse_features(header: List[str], rows: List[List[str]], skip: int, path: st
         r, j = np.argwhere(~np.isfinite(out))[0]
         raise DataError(f"{path}, line {r + 2}: column {header[columns[j]]!r} is not finite")
     return out
+
+
+def column_scaling(x: np.ndarray):
+    """(mean, std) of each column, computed without overflow: each column is divided by its
+    largest magnitude first, so values up to float64's limit (1e308) standardise exactly; a
+    constant column gets std 1."""
+    magnitude = np.abs(x).max(axis=0) if len(x) else np.ones(x.shape[1])
+    magnitude[~(magnitude > 0)] = 1.0
+    scaled = x / magnitude
+    mean, std = scaled.mean(axis=0) * magnitude, scaled.std(axis=0) * magnitude
+    std[~(std > 0)] = 1.0
+    return mean, std
 
 
 def _class_order(labels: List[str]) -> List[str]:
@@ -147,9 +172,7 @@ def rows_dataset(name: str, x: np.ndarray, labels: LabelColumn, path: str, seed:
         x_test, y_test = x[test_rows], labels.y[test_rows]
     mean, std = np.zeros(x.shape[1]), np.ones(x.shape[1])
     if standardize:
-        fit = x[np.concatenate([train_rows, labels.unlabeled])]
-        mean, std = fit.mean(axis=0), fit.std(axis=0)
-        std[std == 0] = 1.0
+        mean, std = column_scaling(x[np.concatenate([train_rows, labels.unlabeled])])
 
     def scale(a):
         return ((a - mean) / std).astype(np.float32)

@@ -22,7 +22,7 @@ DEMO_SEEDS = (0, 1)
 
 
 def run_compare_demo(out: str = "demo_out", jobs: int = 2, progress: bool = True, steps: Optional[int] = None,
-                     resume: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
+                     resume="auto", log: Optional[Callable[[str], None]] = None) -> dict:
     """The demo's comparison into ``out`` (a finished demo is reused; ``steps`` shortens it for tests)."""
     from ..compare import compare
     from ..train import TrainConfig

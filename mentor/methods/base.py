@@ -54,6 +54,7 @@ from torch import nn
 
 from ..data.streams import Batch
 from ..errors import CheckpointError, ConfigError
+from ..options import check_option_types
 from ..models.layers import features_and_logits
 from .alignment import OPTIONS as PSEUDO_LABEL_OPTIONS, PseudoLabelAdjustment, SingleProcess, rescale
 
@@ -182,6 +183,7 @@ class Method:
         # such as feedback="none") means the string.
         defaults = cls.hparam_defaults()
         hparams = {k: "none" if v is None and isinstance(defaults[k], str) else v for k, v in hparams.items()}
+        hparams = check_option_types(f"method {cls.name!r}: --hp", hparams, defaults)
         shared = {k: hparams.pop(k, defaults[k]) for k in PSEUDO_LABEL_OPTIONS if k in defaults}
         method = cls(model_factory, num_classes, seed=seed, **hparams)
         if cls.makes_pseudo_labels:

@@ -2,11 +2,13 @@
 with pretrained weights and the input adaptation they need (mentor.models.pretrained)."""
 from __future__ import annotations
 
+import inspect
 from typing import Optional, Sequence, Tuple
 
 from torch import nn
 
 from ..errors import ConfigError
+from ..options import check_option_types
 from ..registry import MODELS
 from .pretrained import InputAdapter, adapted_input_shape, load_pretrained
 from .timm_models import PREFIX as TIMM, create_timm_model, timm_normalization
@@ -40,6 +42,8 @@ def create_model(name: str, input_shape: Sequence[int], num_classes: int, load_w
     ``load_weights`` is False: a run being restored brings its own), ``resolution`` resizes inputs."""
     options = dict(options)
     pretrained = options.pop("pretrained", None)
+    if pretrained is False:  # pretrained=false, as a user types "no weights"
+        pretrained = None
     resolution = options.pop("resolution", None)
     is_image = len(input_shape) == 3
     if (pretrained or resolution) and not is_image and name.startswith(TIMM):
@@ -56,11 +60,15 @@ def create_model(name: str, input_shape: Sequence[int], num_classes: int, load_w
         inner = adapted_input_shape(input_shape, channels, size)
     else:
         size, channels, inner = None, None, tuple(input_shape)
+    if not name.startswith(TIMM):
+        build = MODELS.get(name)
+        defaults = {k: p.default for k, p in inspect.signature(build).parameters.items() if p.default is not p.empty}
+        options = check_option_types(f"model {name!r}: --model-hp", options, defaults)
     try:
         if name.startswith(TIMM):
             net = create_timm_model(name[len(TIMM):], num_classes, pretrained if load_weights else None, **options)
         else:
-            net = MODELS.get(name)(inner, num_classes, **options)
+            net = build(inner, num_classes, **options)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: {exc}") from None
     if pretrained and pretrained != "hub" and load_weights:

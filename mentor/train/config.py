@@ -1,6 +1,7 @@
 """Every setting of a training run, with defaults, in one dataclass saved with the run."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
@@ -112,8 +113,16 @@ class TrainConfig:
             raise ConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
         if self.backbone_lr_scale < 0:
             raise ConfigError(f"backbone_lr_scale must be >= 0 (0 freezes the backbone), got {self.backbone_lr_scale}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
+        if not math.isfinite(self.momentum) or not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for name in ("strong_noise", "input_noise"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.warmup_steps < 0 or self.eval_every < 0:

@@ -86,7 +86,7 @@ def prepare_data(config: TrainConfig, dataset=None) -> Tuple[ArrayDataset, Split
                        config.unlabeled_pool, extra, protocol=config.split, ordered=dataset.ordered,
                        validation_size=config.validation_size, validation_fold=config.validation_fold,
                        fold_seed=config.seed, unlabeled_fraction=config.unlabeled_fraction,
-                       class_mismatch=config.class_mismatch)
+                       class_mismatch=config.class_mismatch, class_names=dataset.class_names)
     if config.label_noise:
         add_label_noise(split, dataset.y_train, dataset.num_classes, config.label_noise, config.noise_kind,
                         config.resolved_split_seed)

@@ -28,28 +28,25 @@ from ..augment.views import CachedViews
 from ..data import ArrayDataset, SemiSupervisedStream, Split
 from ..data.arrays import input_spec
 from ..data.pools import MemoryPool
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..methods import Method, create_method
 from ..methods.base import LabeledPool, UnlabeledPool
 from ..models import ModelFactory
 from ..models.pretrained import exempt_from_weight_decay, parameter_lr_scales
 from ..pseudo_labels import eval_batches
-from ..data.files import write_json_atomically
+from ..data.files import check_output, read_json, read_jsonl, write_atomically, write_json_atomically
+from ..data.fingerprint import check_unchanged, input_fingerprint, new_run_id
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from . import distributed
 from .ema import SyncFreeEMA
 from .run_data import prepare_data
 from .schedule import lr_multiplier
+from ..options import resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 INFERENCE = "inference.json"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+INPUTS = "inputs.json"  # the run's id and the fingerprints of the files it read (mentor.data.fingerprint)
 
 
 def make_optimizer(config: TrainConfig, params, lr: Optional[float] = None,
@@ -135,6 +132,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Optional[ArrayDataset] = None,
                  eval_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, load_weights: bool = True):
         self.config = config.validate()
+        self.run_id: Optional[str] = None  # set when the run's folder is made or bound (inputs.json)
         self.dist = distributed.context()
         self.device = resolve_device(config.device)
         if self.dist.active and self.device.type == "cuda" and self.device.index is None:
@@ -298,6 +296,7 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "step": self.step,
+            "run_id": self.run_id,
             "elapsed": self.elapsed,
             "wall": self.wall,
             "config": self.config.to_dict(),
@@ -317,6 +316,10 @@ class Trainer:
     def _restore(self, state: dict, training: bool = True) -> None:
         """The checkpoint's state into this trainer; ``training``: to continue the run (then the
         number of processes must match), else to use the model (evaluate, predict, label)."""
+        if self.run_id is not None and state.get("run_id") not in (None, self.run_id):
+            raise CheckpointError(f"the checkpoint in {self.config.out} was written by another run (run id "
+                                  f"{state.get('run_id')}, the folder's {self.run_id}): copied from another run "
+                                  "folder? Put back this run's checkpoint, or train afresh")
         # Settings added since a checkpoint was written take their defaults (what that run had).
         saved = {**TrainConfig().to_dict(), **state["config"]}
         saved = {k: v for k, v in saved.items() if k not in RESUME_FREE}
@@ -359,11 +362,12 @@ class Trainer:
             if resume:
                 raise ConfigError("--resume needs --out, the folder of the run to continue")
             return
-        os.makedirs(out, exist_ok=True)
+        os.makedirs(check_output(out, folder=True), exist_ok=True)
         has_checkpoint = os.path.exists(self._path(CHECKPOINT))
         if resume:
             if not has_checkpoint:
                 raise CheckpointError(f"nothing to resume: no {CHECKPOINT} in {out}")
+            self.bind_inputs()
             self._restore(load_checkpoint(self._path(CHECKPOINT), map_location=self.device))
             self.dist.barrier()  # every rank has read the checkpoint before rank 0 rewrites the metrics
             self._truncate_metrics()
@@ -372,10 +376,27 @@ class Trainer:
             raise ConfigError(f"{out} already holds a run; pass --resume (resume=True in Python) to continue it or choose another --out")
         self.dist.barrier()  # every rank has checked the folder before rank 0 writes into it
         if self.dist.is_main:
+            self.run_id = new_run_id()
+            write_json_atomically(self._path(INPUTS), {"run_id": self.run_id, "inputs": self._input_fingerprint()})
             with open(self._path("config.json"), "w") as f:
                 json.dump(self.config.to_dict(), f, indent=2)
             self.split.save(self._path("split.json"))
             write_json_atomically(self._path(INFERENCE), self.inference_spec())
+
+    def _input_fingerprint(self) -> dict:
+        return input_fingerprint(self.config.data_path, self.config.dataset_options)
+
+    def bind_inputs(self) -> None:
+        """This trainer to the run in its folder: the inputs it reads now must be those the run
+        recorded (inputs.json), and its run id is the one checkpoints must carry. Runs from
+        before inputs.json are taken as they are."""
+        path = self._path(INPUTS)
+        if not os.path.exists(path):
+            return
+        saved = read_json(path)
+        check_unchanged(saved.get("inputs", {}), self._input_fingerprint(), f"the run in {self.config.out}",
+                        "Restore them, or train afresh into another --out")
+        self.run_id = saved.get("run_id")
 
     def inference_spec(self) -> dict:
         """What a trained model needs to take raw inputs without the training data: the input
@@ -393,12 +414,10 @@ class Trainer:
         path = self._path("metrics.jsonl")
         if not os.path.exists(path):
             return
-        with open(path) as f:
-            lines = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
+        records = [r for r in read_jsonl(path) if r["step"] <= self.step]  # a torn last line is dropped
         if self.dist.is_main:
-            with open(path, "w") as f:
-                f.writelines(lines)
-        self.history = [json.loads(line) for line in lines]
+            write_atomically(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+        self.history = records
 
     # --- the loop -----------------------------------------------------------------------
     def evaluate(self) -> Dict[str, float]:
@@ -493,15 +512,23 @@ class Trainer:
         wall_before = self.wall
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or not self.dist.is_main,
                    desc=cfg.method, leave=False)
+        # The first step whose logs held a NaN or an infinity, kept on the device (no sync per
+        # step) and read at each evaluation, before anything is logged or checkpointed.
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         while self.step < cfg.steps:
             logs = self.train_step()
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + torch.as_tensor(v, dtype=torch.float32).detach()
                 counts[k] = counts.get(k, 0) + 1
+            if logs:
+                values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).detach().reshape(())
+                                      for v in logs.values()])
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(values).all(), self.step + 1, first_bad)
             self.step += 1
             bar.update(1)
             at_eval = cfg.eval_every and self.step % cfg.eval_every == 0
             if at_eval or self.step == cfg.steps:
+                self._stop_if_not_finite(int(first_bad), sums, bar)
                 train_logs = self._mean_logs(sums, counts)
                 sums, counts = {}, {}
                 self.elapsed += time.perf_counter() - started
@@ -525,6 +552,24 @@ class Trainer:
         if not last:  # resumed a finished run: report its final state
             last = {"step": self.step, **self.evaluate()}
         return self._summarise(last, self.step - start_step)
+
+    def _stop_if_not_finite(self, first_bad: int, sums: Dict[str, torch.Tensor], bar) -> None:
+        """A TrainingError naming the step and the terms that went NaN or infinite (or the
+        parameters that did), before the bad state is logged or checkpointed: the run folder keeps
+        its last good checkpoint."""
+        terms = [k for k, v in sums.items() if not bool(torch.isfinite(torch.as_tensor(v)).all())]
+        params = [name for name, p in self.method.models.named_parameters() if not bool(torch.isfinite(p).all())]
+        if first_bad < 0 and not params:
+            return
+        bar.close()
+        what = f"the training term(s) {', '.join(terms)}" if terms else "no loss, but the parameters"
+        where = f"at step {first_bad}" if first_bad >= 0 else f"by step {self.step}"
+        kept = (f"; {self.config.out} keeps its last good checkpoint (step {self.history[-1]['step']})"
+                if self.config.out and self.history else "")
+        raise TrainingError(
+            f"training stopped {where}: {what} became NaN or infinite"
+            + (f" (first parameter: {params[0]})" if params else "") + kept
+            + f". Lower --lr (now {self.config.lr:g}) or the method's weights, and check the inputs' scale")
 
     def _mean_logs(self, sums: Dict[str, torch.Tensor], counts: Dict[str, int]) -> Dict[str, float]:
         """Each training log's mean over its steps, and over the ranks."""
@@ -582,6 +627,7 @@ def load_run(out: str, device: str = "auto", dataset: Optional[ArrayDataset] = N
     state = load_checkpoint(path, map_location=resolve_device(device))
     config = TrainConfig.from_dict({**state["config"], "out": out, "device": device, "progress": False})
     trainer = Trainer(config, dataset=dataset, load_weights=False)
+    trainer.bind_inputs()
     trainer._restore(state, training=False)
     return trainer
 
