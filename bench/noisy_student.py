@@ -44,7 +44,7 @@ from kornia.filters import gaussian_blur2d
 
 from fashion_mnist import read_results, record_result
 from mpl import mean_std
-from mentor.noisy_student import DEFAULT_STUDENT_CUTOUT, DEFAULT_STUDENT_WIDTH, run_noisy_student, student_options
+from mentor.pipelines.noisy_student import DEFAULT_STUDENT_CUTOUT, DEFAULT_STUDENT_WIDTH, run_noisy_student, student_options
 from mentor.train import TrainConfig, Trainer, evaluate, load_run
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "noisy_student.jsonl")

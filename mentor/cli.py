@@ -192,7 +192,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_pseudo_label(args) -> int:
-    from .noisy_student import pseudo_label_run
+    from .pipelines.noisy_student import pseudo_label_run
 
     from .train import distributed
 
@@ -229,7 +229,7 @@ def cmd_shards(args) -> int:
 
 
 def cmd_noisy_student(args) -> int:
-    from .noisy_student import run_noisy_student
+    from .pipelines.noisy_student import run_noisy_student
 
     rounds, teacher, width, cutout = args.rounds, getattr(args, "teacher", None), args.student_width, args.student_cutout
     student_options = parse_options(getattr(args, "student_model_hp", None), "--student-model-hp")

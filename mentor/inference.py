@@ -24,7 +24,7 @@ from torch import nn
 
 from .errors import CheckpointError, ConfigError, DataError
 from .options import resolve_device
-from .train.trainer import CHECKPOINT, INFERENCE, INPUTS
+from .train import CHECKPOINT, INFERENCE, INPUTS
 
 
 MODEL_CHOICES = ("auto", "student", "ema", "teacher")
@@ -259,7 +259,7 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
     if os.path.exists(spec_path):
         spec = _read_json(spec_path)
     else:  # runs from before inference.json: rebuild it from the run's dataset
-        from .train.trainer import load_run
+        from .train import load_run
 
         spec = load_run(run_dir, device="cpu").inference_spec()
     net_input = [spec["embedding"]["dim"]] if spec.get("embedding") else spec["input_shape"]

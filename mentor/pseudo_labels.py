@@ -17,7 +17,6 @@ size: pools are read batch by batch (``NpyPool`` reads a .npy file by offset, ne
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -25,12 +24,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data.files import write_atomically, write_json_atomically
 from .data.pools import ArrayPool, NpyPool
 from .errors import CheckpointError, ConfigError, DataError
+from .models.predict import predict
 
 MANIFEST = "manifest.json"
 
@@ -60,33 +59,6 @@ def open_pool(path: str, size=None):
 
 
 # --- labelling ----------------------------------------------------------------------------
-@torch.no_grad()
-def eval_batches(model: torch.nn.Module, transform: Callable, x, device: torch.device, batch_size: int,
-                 forward: Callable = lambda model, inputs: model(inputs),
-                 autocast: Optional[Callable] = None) -> torch.Tensor:
-    """``forward(model, inputs)`` (default: the logits) in float32 on stored examples x, in eval
-    mode (no dropout or stochastic depth, batch-norm running statistics), batch by batch, on
-    ``device``; the model's mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for start in range(0, len(x), batch_size):
-            inputs = transform(torch.as_tensor(x[start:start + batch_size], device=device))
-            with autocast() if autocast is not None else contextlib.nullcontext():
-                out.append(forward(model, inputs))
-    finally:
-        model.train(was_training)
-    return torch.cat(out).float() if out else torch.zeros(0)
-
-
-def predict(model: torch.nn.Module, transform: Callable, x, device: torch.device,
-            batch_size: int, autocast: Optional[Callable] = None) -> torch.Tensor:
-    """The model's float32 softmax on stored examples x (``eval_batches``)."""
-    logits = eval_batches(model, transform, x, device, batch_size, autocast=autocast)
-    return F.softmax(logits, dim=-1) if len(logits) else logits
-
-
 class OneProcess:
     """The process context of a labelling run by one process (a trainer's ``dist`` under torchrun)."""
 
@@ -111,7 +83,7 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
         raise DataError("the unlabeled pool is empty: nothing to pseudo-label")
     os.makedirs(out, exist_ok=True)
     manifest = {"num_examples": n, "num_classes": num_classes, "shard_size": shard_size,
-                "num_shards": -(-n // shard_size), "source": getattr(pool, "name", "pool"), "teacher": teacher}
+                "num_shards": -(-n // shard_size), "source": pool.name, "teacher": teacher}
     path = os.path.join(out, MANIFEST)
     if os.path.exists(path):
         saved = _read_manifest(out)
@@ -128,18 +100,17 @@ def label_pool(model: torch.nn.Module, transform: Callable, pool, out: str, num_
     mine = range(ctx.rank, manifest["num_shards"], ctx.world)
     bar = tqdm(total=sum(min(n, (i + 1) * shard_size) - i * shard_size for i in mine),
                disable=not progress or not ctx.is_main, desc="pseudo-label", unit="ex")
-    read_ahead = getattr(pool, "read_ahead", None)  # shards: decoded ahead in worker processes
     for shard in mine:
         start, stop = shard * shard_size, min(n, (shard + 1) * shard_size)
         shard_path = os.path.join(out, f"shard-{shard:05d}.npz")
         if not os.path.exists(shard_path):
             ranges = [(s, min(stop, s + batch_size)) for s in range(start, stop, batch_size)]
-            inputs = read_ahead(ranges) if read_ahead is not None else (pool.read(*r) for r in ranges)
+            inputs = pool.read_ahead(ranges)  # shards: decoded ahead in worker processes
             parts = [predict(model, transform, x, device, batch_size, autocast) for x in inputs]
             probs = torch.cat(parts).cpu()
             bad = torch.nonzero(~torch.isfinite(probs).all(dim=1)).flatten()
             if len(bad):  # a NaN prediction is no label: stop before writing it (or marking the set complete)
-                raise DataError(f"{len(bad)} example(s) of the pool {getattr(pool, 'name', '')} give NaN or infinite "
+                raise DataError(f"{len(bad)} example(s) of the pool {pool.name} give NaN or infinite "
                                 f"predictions, first example {start + int(bad[0])}: its inputs hold NaN or infinite "
                                 "values; clean the pool and label again")
             confidence, argmax = probs.max(dim=1)

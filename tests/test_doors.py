@@ -14,6 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mentor.cli import main
@@ -406,6 +407,8 @@ def test_a_bad_input_is_one_line_naming_the_problem(world, capsys, name, command
     import re
 
     argv = [part.replace(T, world["tmp"]) for part in command]
+    if "no CUDA device" in message and torch.cuda.is_available():
+        pytest.skip("the case is a machine without CUDA")
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse's own refusals (a missing value): exit 2 and a usage line
@@ -461,6 +464,9 @@ def test_the_estimators_labels_and_options(world):
         SemiSupervisedClassifier(method="supervised", steps=5, lr=float("nan")).fit(x, y)
     with pytest.raises(ConfigError, match="threshold='high': takes a number"):
         SemiSupervisedClassifier(method="fixmatch", steps=5, threshold="high").fit(x, y)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--device cuda: this machine has no CUDA device"):
+            SemiSupervisedClassifier(method="supervised", steps=5, device="cuda").fit(x, y)
     with pytest.raises(ConfigError, match="unknown method 'nosuch'"):
         SemiSupervisedClassifier(method="nosuch").fit(x, y)
     with pytest.raises(ValueError, match="no labeled row"):
@@ -555,8 +561,6 @@ def test_a_replaced_shard_is_refused_on_resume(tmp_path, capsys):
 
 # --- non-finite training ------------------------------------------------------------------------------
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
-    import torch
-
     from mentor.train.checkpoint import load_checkpoint
 
     out = str(tmp_path / "run")

@@ -21,7 +21,7 @@ from mentor.methods.noisy_student import pool_fingerprint
 from mentor.models import MLP, WideResNet
 from mentor.models.mlp import wider_options
 from mentor.models.layers import DropPath, set_stochastic_depth
-from mentor.noisy_student import run_noisy_student
+from mentor.pipelines.noisy_student import run_noisy_student
 from mentor.pseudo_labels import ArrayPool, NpyPool, filter_and_balance, label_pool, read_labels
 from mentor.train import TrainConfig
 

@@ -12,7 +12,8 @@ from mentor.errors import CheckpointError, ConfigError
 from mentor.methods import list_methods
 from mentor.models import create_model
 from mentor.models.efficientnet import EfficientNetLite0, packaged_lite0_weights
-from mentor.models.pretrained import InputAdapter, parameter_lr_scales
+from mentor.models.pretrained import InputAdapter
+from mentor.train.optim import parameter_lr_scales
 from mentor.train import TrainConfig, Trainer
 
 from conftest import tiny_config
@@ -231,7 +232,7 @@ def test_usb_presets_build_where_timm_imports():
 
 
 def test_noisy_student_rounds_with_pretrained_students(images, tmp_path):
-    from mentor.noisy_student import run_noisy_student
+    from mentor.pipelines.noisy_student import run_noisy_student
 
     config = TrainConfig(method="supervised", model="small_cnn", model_options={"widths": [4, 8]}, num_labeled=9,
                          steps=3, batch_size=4, unlabeled_batch_size=8, eval_every=0, progress=False)

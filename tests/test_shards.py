@@ -280,7 +280,7 @@ def test_streamed_selection_matches_filter_and_balance(tmp_path):
 
 
 def test_noisy_student_round_from_shards(shard_dir, tmp_path):
-    from mentor.noisy_student import run_noisy_student
+    from mentor.pipelines.noisy_student import run_noisy_student
 
     config = shard_config(shard_dir, method="supervised", method_options={}, steps=4, eval_every=0,
                           randaugment_ops=1)
@@ -299,7 +299,7 @@ def test_the_streamed_selection_brings_each_example_with_its_own_teacher_labels(
     """Every streamed pseudo-labeled example comes with the teacher's distribution *of that
     example*: the pool's images are told apart by an id painted into their pixels."""
     from mentor.data.pools import ShardPool
-    from mentor.noisy_student import label_with
+    from mentor.pipelines.noisy_student import label_with
     from mentor.pseudo_labels import read_labels
 
     x, _ = tiny_images(90, seed=2)
@@ -415,3 +415,23 @@ def test_noisy_student_rounds_from_shards_under_torchrun(shard_dir, tmp_path):
     assert json.load(open(os.path.join(out, "round-1", "summary.json")))["processes"] == 2
     labels = json.load(open(os.path.join(out, "round-1", "labels", "manifest.json")))
     assert labels["complete"] and labels["num_examples"] == 150
+
+
+def test_every_dataset_and_pool_gives_the_written_interface(shard_dir):
+    """mentor.data.base: in memory or on disk, a dataset and its pools answer the same attributes
+    and calls the trainer reads (no probing for what a kind lacks)."""
+    from mentor.data import load_dataset
+    from mentor.data.base import Dataset, Pool
+    from mentor.data.pools import ArrayPool
+    from mentor.train import prepare_data
+
+    config = shard_config(shard_dir)
+    for dataset in (load_dataset("digits"), prepare_data(config)[0]):
+        assert isinstance(dataset, Dataset), type(dataset)
+        _, split = prepare_data(config if dataset.streamed else TrainConfig(dataset="digits", num_labeled=20), dataset)
+        for pool in (dataset.unlabeled_pool(split, "cpu"), dataset.test_pool("cpu")):
+            assert isinstance(pool, Pool), type(pool)
+            assert (pool.x is None) == pool.streamed and len(pool) > 0
+            first = next(iter(pool.read_ahead([(0, 2)])))
+            assert len(first) == 2
+    assert isinstance(ArrayPool(np.zeros((3, 2))), Pool)

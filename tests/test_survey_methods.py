@@ -19,7 +19,7 @@ from mentor.methods.alignment import align_distribution
 from mentor.methods.remixmatch import rotate_each
 from mentor.models import ModelFactory
 from mentor.models.layers import features_and_logits
-from mentor.pseudo_labels import predict
+from mentor.models.predict import predict
 from mentor.train import TrainConfig, Trainer
 
 from conftest import blobs, tiny_config

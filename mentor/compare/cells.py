@@ -33,9 +33,7 @@ from ..data import ArrayDataset
 from ..data.arrays import input_spec
 from ..data.files import write_atomically, write_json_atomically
 from ..errors import MentorError
-from ..train import TrainConfig, Trainer
-from ..train.run_data import load_configured_dataset, prepare_data
-from ..train.trainer import CHECKPOINT, INFERENCE
+from ..train import CHECKPOINT, INFERENCE, TrainConfig, Trainer, load_configured_dataset, prepare_data
 from .baselines import fit_baseline
 from .plan import Cell
 

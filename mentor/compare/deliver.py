@@ -22,8 +22,7 @@ import numpy as np
 from ..classical import (ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO, TEST_PREDICTIONS, as_features, describe, probabilities,
                          read_json)
 from ..data.files import write_atomically, write_json_atomically
-from ..train import TrainConfig
-from ..train.trainer import CHECKPOINT, INFERENCE
+from ..train import CHECKPOINT, INFERENCE, TrainConfig
 from .cells import fit_classical
 
 # A cell folder's files that make its model (the rest: metrics, predictions, the cell's record)

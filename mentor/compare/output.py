@@ -14,20 +14,20 @@ from ..data.files import write_atomically
 from ..report import png_bytes
 
 
-def _pct(value: Optional[float], signed: bool = False) -> str:
+def pct(value: Optional[float], signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
 
 
 def _interval(pair, signed: bool = False) -> str:
-    return f"[{_pct(pair[0], signed)}, {_pct(pair[1], signed)}]" if pair else ""
+    return f"[{pct(pair[0], signed)}, {pct(pair[1], signed)}]" if pair else ""
 
 
 def _difference(fig: dict) -> str:
     if "difference" not in fig:
         return "–"
-    return f"{_pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
+    return f"{pct(fig['difference'], True)} {_interval(fig['difference_interval'], True)}"
 
 
 # A verdict says whether the unlabeled data helps; for a supervised baseline (no unlabeled
@@ -56,10 +56,10 @@ def table_rows(table: dict, folds: int, test: bool = True) -> (List[str], List[L
         name = row["label"] + {"reference": " (AutoGluon, reference: never chosen)",
                                "ensemble": " (of the entries' fold models)"}.get(row.get("kind"),
                                                                                " (scikit-learn)" if row["baseline"] else "")
-        cells = [name, f"{_pct(fig.get('accuracy'))} {_interval(fig.get('interval'))}".strip(),
+        cells = [name, f"{pct(fig.get('accuracy'))} {_interval(fig.get('interval'))}".strip(),
                  _difference(fig), verdict_word(row, fig)]
         if folds and test:
-            cells.append(f"{_pct(row['test_accuracy'])} ± {_pct(row['test_std'])}" if "test_accuracy" in row else "–")
+            cells.append(f"{pct(row['test_accuracy'])} ± {pct(row['test_std'])}" if "test_accuracy" in row else "–")
         cells.append(f"{row['seconds_per_cell']:.1f}" if "seconds_per_cell" in row else "–")
         rows.append(cells)
     return header, rows
@@ -81,27 +81,27 @@ def verdict_lines(table: dict) -> List[str]:
     val = chosen["val"]
     if chosen.get("kind") == "ensemble":
         lines.append(f"Choice: the ensemble ({_members(table['ensemble'])}; each entry's fold models averaged), validation "
-                     f"{_pct(val['accuracy'])}, {_pct(val['difference'], True)} "
+                     f"{pct(val['accuracy'])}, {pct(val['difference'], True)} "
                      f"{_interval(val['difference_interval'], True)} over supervised.")
     elif chosen["label"] == "supervised":
-        lines.append(f"Choice: supervised (validation {_pct(val['accuracy'])}). No entry beats training on the labels "
+        lines.append(f"Choice: supervised (validation {pct(val['accuracy'])}). No entry beats training on the labels "
                      "alone on validation: the unlabeled data does not help here.")
     elif chosen["baseline"]:
         best = rows[table["best_network"]]
         gap = val["accuracy"] - best["val"]["accuracy"]
         kind = "with the unlabeled data" if chosen["semi_supervised"] else "labels only"
         lines.append(f"Choice: {chosen['label']} (scikit-learn, {kind}) scores best on validation: "
-                     f"{_pct(val['accuracy'])}, {_pct(val['difference'], True)} "
+                     f"{pct(val['accuracy'])}, {pct(val['difference'], True)} "
                      f"{_interval(val['difference_interval'], True)} over mentor's supervised network and "
                      f"{100 * gap:.1f} points above the best mentor network, {best['label']} "
-                     f"({_pct(best['val']['accuracy'])}). On this data the classical model is the one to try first.")
+                     f"({pct(best['val']['accuracy'])}). On this data the classical model is the one to try first.")
     else:
         words = {"helps": "the unlabeled data helps: the interval excludes zero",
                  "no measurable difference": "but the interval holds zero: this validation cannot tell it from "
                                              "supervised training",
                  "hurts": "and yet it is measurably below supervised training"}[val["verdict"]]
-        lines.append(f"Choice: {chosen['label']} (validation {_pct(val['accuracy'])}, "
-                     f"{_pct(val['difference'], True)} {_interval(val['difference_interval'], True)} over supervised); "
+        lines.append(f"Choice: {chosen['label']} (validation {pct(val['accuracy'])}, "
+                     f"{pct(val['difference'], True)} {_interval(val['difference_interval'], True)} over supervised); "
                      f"{words}.")
     rule = table.get("rule", "validation")
     others = {name: label for name, label in (table.get("rule_choices") or {}).items() if name != rule}
@@ -112,14 +112,14 @@ def verdict_lines(table: dict) -> List[str]:
     reference = [r for r in table["rows"] if r.get("kind") == "reference" and "val" in r]
     for r in reference:
         if r["val"]["accuracy"] > val["accuracy"]:
-            lines.append(f"{r['label']} scored higher on validation ({_pct(r['val']['accuracy'])}); it is a reference: "
+            lines.append(f"{r['label']} scored higher on validation ({pct(r['val']['accuracy'])}); it is a reference: "
                          "its models are AutoGluon's own (pickles), which mentor neither chooses nor delivers.")
     for label in table.get("at_chance") or []:
         row = rows[label]
         why = ("too few labeled rows for its settings (a tree needs several per leaf)" if row["baseline"] else
                "too few steps, or a learning rate too small or too large for this data")
-        lines.append(f"{label} is at chance level on validation ({_pct(row['val']['accuracy'])}; always answering the "
-                     f"largest class scores {_pct(table['chance'])}): it learned nothing here, likely {why}.")
+        lines.append(f"{label} is at chance level on validation ({pct(row['val']['accuracy'])}; always answering the "
+                     f"largest class scores {pct(table['chance'])}): it learned nothing here, likely {why}.")
     contenders = sum(1 for r in table["rows"] if r["label"] != "supervised" and "val" in r)
     if contenders > 1 and chosen["label"] != "supervised":
         lines.append(f"The intervals are per comparison. The choice is the best of {contenders + 1} noisy validation "
@@ -127,8 +127,8 @@ def verdict_lines(table: dict) -> List[str]:
                      "there are any, show by how much).")
     if "regret" in table:
         best = rows[table["best_on_test"]]
-        lines.append(f"Test split (not used for the choice): {chosen['label']} {_pct(chosen.get('test_accuracy'))}; "
-                     f"the best on test is {best['label']} {_pct(best['test_accuracy'])}: regret "
+        lines.append(f"Test split (not used for the choice): {chosen['label']} {pct(chosen.get('test_accuracy'))}; "
+                     f"the best on test is {best['label']} {pct(best['test_accuracy'])}: regret "
                      f"{100 * table['regret']:.1f} points.")
     return lines
 
@@ -155,8 +155,8 @@ def ensemble_line(description: dict) -> str:
     optimism = description.get("optimism")
     if optimism:
         line += (f"; with weights fitted on half of the held-out examples and scored on the other half (both ways, "
-                 f"{optimism['repeats']} random halvings) it scores {_pct(optimism['nested'])} against "
-                 f"{_pct(optimism['in_sample'])}: {100 * optimism['optimism']:+.1f} points of optimism")
+                 f"{optimism['repeats']} random halvings) it scores {pct(optimism['nested'])} against "
+                 f"{pct(optimism['in_sample'])}: {100 * optimism['optimism']:+.1f} points of optimism")
     return line + "."
 
 
@@ -199,8 +199,8 @@ def study_table(result: dict) -> str:
         for name in names:
             row = next(r for r in result["tables"][name]["rows"] if r["label"] == label)
             if label == "supervised":
-                cells.append(f"accuracy {_pct((row.get('val') or row.get('test') or {}).get('accuracy'))}"
-                             + (f" / {_pct(row.get('test_accuracy'))}" if both else ""))
+                cells.append(f"accuracy {pct((row.get('val') or row.get('test') or {}).get('accuracy'))}"
+                             + (f" / {pct(row.get('test_accuracy'))}" if both else ""))
                 continue
             first = _difference(row.get("val" if folds else "test", {}))
             cells.append(first + (f" / {_difference(row.get('test', {}))}" if both else ""))
@@ -343,8 +343,8 @@ def _html(result: dict, images: List[str]) -> str:
             best.get("kind"), "trained on every label")
         sections.append(f"<p>--fit-best: {html.escape(best['label'])} ({how}) in "
                         f"<code>{html.escape(best['folder'])}</code>{'; ' + html.escape(best['note']) if best.get('note') else ''}</p>")
-    cells = "".join(f"<li><code>{html.escape(r['cell'])}</code>: validation {_pct(r['val_accuracy'])}, test "
-                    f"{_pct(r['test_accuracy'])}, {r['seconds']:.1f} s</li>" for r in result["cells"])
+    cells = "".join(f"<li><code>{html.escape(r['cell'])}</code>: validation {pct(r['val_accuracy'])}, test "
+                    f"{pct(r['test_accuracy'])}, {r['seconds']:.1f} s</li>" for r in result["cells"])
     figures = "".join(f'<img src="{n}" alt="{n}">' for n in images)
     settings = html.escape(str({k: v for k, v in result["settings"].items() if k != "config"}))
     return f"""<!doctype html>

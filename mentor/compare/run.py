@@ -29,13 +29,11 @@ from ..data import ArrayDataset
 from ..data.files import write_json_atomically
 from ..data.fingerprint import check_unchanged, input_fingerprint
 from ..errors import ConfigError
-from ..train import TrainConfig, Trainer
-from ..train.config import RESUME_FREE
-from ..train.run_data import load_configured_dataset, prepare_data
+from ..train import RESUME_FREE, TrainConfig, Trainer, load_configured_dataset, prepare_data
 from .baselines import check_installed, seconds_per_cell
 from .deliver import deliver_classical, deliver_ensemble
 from .cells import available_cores, fit_classical, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
-from .output import _pct, write_report
+from .output import pct, write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
 from . import ensemble
 from .stats import CHOICE_RULES, summarise
@@ -93,7 +91,7 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     loaded = dataset
     if loaded is None:
         loaded = load_configured_dataset(config, seed=seeds[0])
-    if getattr(loaded, "streamed", False):
+    if loaded.streamed:
         raise ConfigError("mentor compare scores every method and baseline on examples held in memory; "
                           f"--dataset {config.dataset} streams its pool: compare on a subset in memory "
                           "(e.g. --dataset image_folder) and train the choice from shards with mentor train")
@@ -261,7 +259,7 @@ def _run(todo, test, jobs, threads, dataset, progress) -> None:
     bar = tqdm(total=len(todo), desc="cells", disable=not progress, unit="cell")
     try:
         for record in run_cells(list(cells), list(configs), test, jobs, threads, dataset):
-            bar.set_postfix_str(f"{record['cell']}: val {_pct(record['val_accuracy'])}", refresh=False)
+            bar.set_postfix_str(f"{record['cell']}: val {pct(record['val_accuracy'])}", refresh=False)
             bar.update(1)
     finally:
         bar.close()

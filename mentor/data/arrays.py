@@ -55,6 +55,7 @@ class ArrayDataset:
     # (weak, strong) views cached per example (mentor.embedding's EmbeddedDataset), or None: the
     # views are made at each step
     cached_views = None
+    embedding = None  # how cached embeddings were made (mentor.embedding.EmbeddedDataset), or None
 
     def take_train(self, indices) -> np.ndarray:
         """Stored training examples by index."""
@@ -138,7 +139,7 @@ def validate_dataset(ds: ArrayDataset) -> ArrayDataset:
     _check_labels("y_train", ds.y_train, len(ds.x_train), ds.num_classes)
     _check_labels("y_test", ds.y_test, len(ds.x_test), ds.num_classes)
     # Cached views (mentor.embedding): (1 + 2K, dim) stacks for training, the clean (1, dim) for the test.
-    row = slice(2, None) if getattr(ds, "cached_views", None) else slice(1, None)
+    row = slice(2, None) if ds.cached_views else slice(1, None)
     if ds.x_test.shape[row] != ds.x_train.shape[row]:
         raise DataError(
             f"x_test rows have shape {ds.x_test.shape[1:]} but x_train rows have {ds.x_train.shape[1:]}"
@@ -177,7 +178,7 @@ def input_spec(ds) -> dict:
     spec = {"format": 1, "dataset": ds.name, "kind": "image" if ds.is_image else "features",
             "input_shape": list(ds.input_shape), "num_classes": ds.num_classes, "class_names": ds.class_names,
             "feature_columns": ds.feature_columns, "feature_scaling": ds.feature_scaling}
-    embedding = getattr(ds, "embedding", None)
+    embedding = ds.embedding
     if embedding:  # raw inputs are images, embedded by the backbone before the trained model
         spec.update(kind="image", dataset=embedding["source"], input_shape=embedding["image_shape"],
                     image_mean=embedding["image_mean"], image_std=embedding["image_std"],

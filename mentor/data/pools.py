@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .base import PoolDefaults
 from ..errors import CheckpointError, DataError
 from .shards import ShardSet
 
@@ -55,7 +56,7 @@ class IndexStream:
 
 
 # --- pools of stored examples read by row range (pseudo-labelling, `mentor shards --from X.npy`) ---
-class ArrayPool:
+class ArrayPool(PoolDefaults):
     """An in-memory (or memory-mapped) array of stored examples."""
 
     def __init__(self, x: np.ndarray, name: str = "array"):
@@ -68,7 +69,7 @@ class ArrayPool:
         return np.asarray(self.x[start:stop])
 
 
-class NpyPool:
+class NpyPool(PoolDefaults):
     """A .npy file read row range by row range with plain file reads: resident memory is one
     range, however large the file (a memory map would keep every page it touched resident)."""
 
@@ -164,11 +165,9 @@ class WindowedOrder:
 
 
 # --- pools ---------------------------------------------------------------------------------
-class MemoryPool:
+class MemoryPool(PoolDefaults):
     """Stored examples held as one tensor on the training device (the in-memory path: its
     draws are the IndexStream's permutations, the numbers every earlier run was made with)."""
-
-    streamed = False
 
     def __init__(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None, y: Optional[torch.Tensor] = None):
         self.x, self.y = x, y  # y: labels, for a test split
@@ -239,6 +238,7 @@ class ShardPool:
     sets' (a selection, duplicates allowed); then ``excluded`` must be empty."""
 
     streamed = True
+    x = y = None  # nothing held in memory: read as drawn (mentor.data.base.Pool)
 
     def __init__(self, sets: Sequence[ShardSet], excluded: Optional[np.ndarray] = None, window: int = 8,
                  positions: Optional[np.ndarray] = None, targets: Optional[Callable] = None,

@@ -39,6 +39,8 @@ class ShardDataset:
     x_unlabeled = None  # the extra pool is streamed, not an array
     streamed = True
     is_image = True
+    cached_views = None  # views are made at each step
+    embedding = None
 
     @property
     def y_train(self) -> np.ndarray:

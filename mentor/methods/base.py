@@ -92,6 +92,20 @@ class LabeledPool:
 
 
 @dataclass
+class RunContext:
+    """What the trainer tells a method about the run it trains in (``Method.bind``): autocast's
+    (device type, dtype) or None, the unlabeled pool's size and its examples, the labeled examples,
+    how to open another run folder (a teacher's), and the ranks' collective operations."""
+
+    amp: Optional[tuple]
+    num_unlabeled: int
+    unlabeled_pool: Optional[UnlabeledPool]
+    labeled_pool: Optional[LabeledPool]
+    open_run: Optional[Callable]
+    collective: object
+
+
+@dataclass
 class StepOutput:
     loss: torch.Tensor
     logs: Dict[str, torch.Tensor] = field(default_factory=dict)
@@ -132,15 +146,23 @@ class Method:
         self._device_generator: Optional[torch.Generator] = None
         self.step_index = 0
         self.total_steps = 0
-        self.amp = None  # (device_type, dtype) of autocast, set by the trainer
-        self.num_unlabeled = 0  # size of the unlabeled pool, set by the trainer
-        self.unlabeled_pool: Optional[UnlabeledPool] = None  # set by the trainer
-        self.labeled_pool: Optional[LabeledPool] = None  # set by the trainer
-        self.open_run: Optional[Callable] = None  # set by the trainer: (run folder, device) -> its trainer
+        # The run's context (RunContext), set by the trainer through bind(); these defaults serve a
+        # method used on its own (tests, a single step).
+        self.amp = None  # (device_type, dtype) of autocast
+        self.num_unlabeled = 0  # size of the unlabeled pool
+        self.unlabeled_pool: Optional[UnlabeledPool] = None
+        self.labeled_pool: Optional[LabeledPool] = None
+        self.open_run: Optional[Callable] = None  # (run folder, device) -> its trainer
         # (C, H, W) or (D,) when the factory says (the trainer's ModelFactory does), else None.
         self.input_shape = getattr(model_factory, "input_shape", None)
-        self.collective = SingleProcess()  # set by the trainer under torchrun
+        self.collective = SingleProcess()  # the ranks' collectives under torchrun
         self.pseudo_label_adjustment: Optional[PseudoLabelAdjustment] = None  # set by create()
+
+    def bind(self, context: RunContext) -> None:
+        """The run this method trains in (the trainer calls it once, before setup)."""
+        self.amp, self.num_unlabeled = context.amp, context.num_unlabeled
+        self.unlabeled_pool, self.labeled_pool = context.unlabeled_pool, context.labeled_pool
+        self.open_run, self.collective = context.open_run, context.collective
 
     def choose_pool(self, pool):
         """The pool the run's unlabeled batches come from, given the dataset's: the same by

@@ -36,7 +36,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..losses import sharpen, soft_cross_entropy
-from ..pseudo_labels import predict
+from ..models.predict import predict
 from ..registry import METHODS
 from ..models.mlp import wider_options
 from .noisy_student import NoisyStudent

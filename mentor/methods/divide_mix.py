@@ -48,7 +48,7 @@ from torch import nn
 from ..data.pools import IndexStream
 from ..errors import ConfigError
 from ..losses import linear_ramp, sharpen, soft_cross_entropy
-from ..pseudo_labels import predict
+from ..models.predict import predict
 from ..registry import METHODS
 from .base import Method, resolve_steps, upcast
 from .mixmatch import check_mixmatch_options, mix_batches

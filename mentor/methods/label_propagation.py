@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..models.layers import features_and_logits
-from ..pseudo_labels import eval_batches
+from ..models.predict import eval_batches
 from ..registry import METHODS
 from .base import Method, StepOutput, resolve_steps, upcast
 

@@ -84,7 +84,7 @@ LABEL_VIEWS = ("student", "weak")
 SCALAR_FEEDBACK = ("dot", "cosine", "loss_diff")
 
 
-def _dropout(rate: Optional[float]) -> dict:
+def dropout_option(rate: Optional[float]) -> dict:
     return {} if rate is None else {"dropout": rate}
 
 
@@ -148,7 +148,7 @@ class MetaPseudoLabels(Method):
         self.student_dropout = student_dropout
         self.baseline = 0.0
         self.build_teacher(model_factory)
-        self.models["student"] = model_factory(**_dropout(student_dropout))
+        self.models["student"] = model_factory(**dropout_option(student_dropout))
         self._student_noise = make_noise_replayable(self.models["student"])
         self._ramp = None  # under capture: the UDA ramp factor as a device tensor
 
@@ -172,7 +172,7 @@ class MetaPseudoLabels(Method):
 
     def build_teacher(self, model_factory) -> None:
         # MPL Table 8 gives teacher and student their own dropout rates (None: the model's own).
-        self.models["teacher"] = model_factory(**_dropout(self.teacher_dropout))
+        self.models["teacher"] = model_factory(**dropout_option(self.teacher_dropout))
 
     # --- set-up -------------------------------------------------------------------------
     def configure_optimizers(self, make_optimizer):

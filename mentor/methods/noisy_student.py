@@ -46,7 +46,8 @@ from ..data.pools import IndexStream
 from ..errors import ConfigError, DataError
 from ..losses import soft_cross_entropy
 from ..models.layers import set_stochastic_depth
-from ..pseudo_labels import LabelShards, filter_and_balance, predict, read_labels, select_streamed
+from ..models.predict import predict
+from ..pseudo_labels import LabelShards, filter_and_balance, read_labels, select_streamed
 from ..registry import METHODS
 from .base import Method, fused_forward, resolve_steps
 
@@ -132,7 +133,7 @@ class NoisyStudent(Method):
         """A pool streamed from shards: the student's batches stream from the filtered, balanced
         selection (mentor.pseudo_labels.select_streamed, bounded memory), each example with the
         teacher's soft labels, instead of being drawn here from a pool held in memory."""
-        if not getattr(pool, "streamed", False):
+        if not pool.streamed:
             return pool
         from ..data.pools import ShardPool
 

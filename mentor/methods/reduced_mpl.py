@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..pseudo_labels import predict
+from ..models.predict import predict
 from ..registry import METHODS
 from .base import resolve_steps, upcast
-from .meta_pseudo_labels import MetaPseudoLabels, _dropout
+from .meta_pseudo_labels import MetaPseudoLabels, dropout_option
 
 
 class ReducedTeacher(nn.Module):
@@ -94,7 +94,7 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels):
                 "predictions on the unlabeled pool, host work between phases")
 
     def build_teacher(self, model_factory) -> None:
-        options = {**_dropout(self.teacher_dropout), **self.large_teacher_options}
+        options = {**dropout_option(self.teacher_dropout), **self.large_teacher_options}
         self.models["large_teacher"] = model_factory(**options)
         self.models["teacher"] = ReducedTeacher(self.num_classes, self.reduced_hidden, self.reduced_layers)
 

@@ -66,38 +66,6 @@ def layer_groups(model: nn.Module) -> list:
     return [g for g in groups if any(True for _ in g.parameters())]
 
 
-def parameter_lr_scales(model: nn.Module, layer_decay: float = 1.0, backbone_scale: float = 1.0) -> dict:
-    """{id(parameter): learning-rate multiplier}: the classifier's layer gets 1, the layer d steps
-    below it layer_decay ** d (BEiT's layer-wise decay, which USB's ViT recipes use; parameters
-    of the model itself, such as a ViT's position embedding, count as its input layer), and every
-    layer but the classifier is further scaled by ``backbone_scale``."""
-    groups = layer_groups(model)
-    head = {id(p) for p in classifier_layer(model).parameters()}
-    scales = {}
-    for depth, group in enumerate(reversed(groups)):
-        for p in group.parameters():
-            scales.setdefault(id(p), layer_decay ** depth)
-    for p in model.parameters():
-        # Parameters outside every group belong to the model itself: a ViT's class token and
-        # position embedding, which enter at the input, as the first group does (BEiT's layer 0).
-        scales.setdefault(id(p), layer_decay ** (len(groups) - 1))
-        if id(p) not in head:
-            scales[id(p)] *= backbone_scale
-    return scales
-
-
-def exempt_from_weight_decay(models) -> frozenset:
-    """ids of the parameters the models name in ``no_weight_decay()`` (timm's convention: a ViT's
-    position embedding and class token), looked up in each model and in any submodule."""
-    ids = set()
-    for model in models:
-        for module in model.modules():
-            names = module.no_weight_decay() if hasattr(module, "no_weight_decay") else ()
-            params = dict(module.named_parameters())
-            ids.update(id(params[n]) for n in names if n in params)
-    return frozenset(ids)
-
-
 def _read_weights(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"pretrained weights file not found: {path}")

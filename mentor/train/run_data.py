@@ -18,7 +18,7 @@ from .config import TrainConfig
 
 
 def is_streamed(dataset) -> bool:
-    return bool(getattr(dataset, "streamed", False))
+    return bool(dataset.streamed)
 
 
 def load_configured_dataset(config: TrainConfig, seed: Optional[int] = None):

@@ -23,13 +23,12 @@ from typing import Optional
 
 import numpy as np
 
-from .data.files import write_json_atomically
-from .errors import ConfigError, DataError
-from .methods.noisy_student import pool_fingerprint
-from .models.mlp import wider_options
-from .pseudo_labels import label_pool, open_pool
-from .train import TrainConfig, Trainer, load_run
-from .train.config import RESUME_FREE
+from ..data.files import write_json_atomically
+from ..errors import ConfigError, DataError
+from ..methods.noisy_student import pool_fingerprint
+from ..models.mlp import wider_options
+from ..pseudo_labels import label_pool, open_pool
+from ..train import RESUME_FREE, TrainConfig, Trainer, load_run
 
 
 def pseudo_label_run(run_dir: str, out: str, data: Optional[str] = None, batch_size: int = 1024,
@@ -58,7 +57,7 @@ def label_with(trainer: Trainer, out: str, data: Optional[str] = None, batch_siz
         if tuple(expected) != tuple(got):
             raise DataError(f"examples of {data} have shape {tuple(got)}, the teacher's {trainer.dataset.name} "
                             f"examples {tuple(expected)}")
-        if not getattr(pool, "streamed", False):
+        if not pool.streamed:
             pool.name = os.path.abspath(data)
     teacher = f"{os.path.abspath(trainer.config.out)}@step{trainer.step}"
     return label_pool(model, transform, pool, out, trainer.dataset.num_classes, trainer.device, batch_size,

@@ -1,0 +1,1 @@
+"""Pipelines of runs: Noisy Student's rounds (teacher -> pseudo labels on disk -> noised student -> ...)."""
