@@ -88,7 +88,7 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
     add("--compile", action="store_const", const=True, help="torch.compile the models")
     add("--capture", action="store_const", const=True,
         help="compile the whole step (loss, backward, optimizer) into static graphs, CUDA graphs on a GPU; "
-             "for methods whose step has no host-side logic (see README)")
+             "for methods whose step has no host-side logic (see docs/cli.md)")
     add("--tensorboard", action="store_const", const=True, help="also log to OUT/tensorboard")
     add("--sync-bn", action="store_const", const=True,
         help="under torchrun: batch-norm statistics over all processes (SyncBatchNorm; CUDA only)")
@@ -408,9 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the choice is made on validation: validation (the best single entry), significant "
                         "(the best whose interval over supervised excludes zero, else the best of supervised and "
                         "the baselines), ensemble, validation+ensemble (default: the rule with the lowest measured "
-                        "regret, see README)")
+                        "regret, see docs/compare.md)")
     p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("demo", help="the main demo: mentor compare on built-in data (see README); "
+    p = sub.add_parser("demo", help="the main demo: mentor compare on built-in data (see README.md); "
                        "'mentor demo two-moons': the MPL TwoMoon experiment (paper section 3.1)")
     p.add_argument("which", nargs="?", choices=("compare", "two-moons"), default="compare")
     p.add_argument("--seeds", type=int, default=10, help="two-moons: datasets / runs per method")

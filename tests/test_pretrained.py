@@ -177,7 +177,7 @@ def test_timm_models_fail_clearly_where_timm_cannot_be_imported(monkeypatch):
 
 
 def timm_or_skip():
-    """timm where it imports (it needs a torchvision built for this torch; see README)."""
+    """timm where it imports (it needs a torchvision built for this torch; see docs/images.md)."""
     try:
         import timm
     except Exception as exc:  # noqa: BLE001 - ImportError or torchvision's RuntimeError

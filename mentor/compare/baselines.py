@@ -9,7 +9,7 @@ scikit-learn's defaults except where a default cannot learn from a few labels:
 - ``gradient_boosting``: HistGradientBoosting's ``min_samples_leaf`` 20 makes a leaf of 20
   examples, so with 12-40 labels it cannot split and predicts one class. It gets
   min(20, max(2, n / (2 C))) for n labeled rows of C classes: 2 with 40 digits labels, 20 from
-  40 labels a class up (README, "Classical baselines").
+  40 labels a class up (docs/compare.md, "Classical baselines in the same table").
 - ``random_forest`` and ``extra_trees`` (scikit-learn's forests, 100 trees, seeded): the first
   thing a practitioner fits on a small table.
 
