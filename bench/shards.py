@@ -37,7 +37,7 @@ def machine() -> str:
 
 
 def cifar_folder(work: str) -> str:
-    from mentor.data.files import safe_extract
+    from mentor.files import safe_extract
 
     dest = os.path.join(work, "cifar10")
     if not os.path.isdir(dest):
@@ -46,7 +46,7 @@ def cifar_folder(work: str) -> str:
 
 
 def mode_data(args) -> None:
-    from mentor.data.shard_sources import shard_source
+    from mentor.data.shards.inputs import shard_source
     from mentor.data.shards import write_shards
     from mentor.data.sources import load_dataset
 

@@ -83,7 +83,7 @@ def main() -> None:
     os.environ["MENTOR_CACHE"] = os.path.join(WORK, "cache")  # the runs share the embeddings
     prepare(args, RESULTS)
     if args.mode == "embed":
-        from mentor.data.text import embed, read_sentences
+        from mentor.data.sources.text import embed, read_sentences
 
         shutil.rmtree(os.environ["MENTOR_CACHE"], ignore_errors=True)  # a cold cache: the time is the model's
         sentences = [s for split in ("train", "dev", "test") for s in read_sentences(tsv(split))[1]]

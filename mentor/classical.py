@@ -24,7 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .data.files import read_json as read_json_file, write_atomically
+from .files import read_json as read_json_file, write_atomically
 from .errors import CheckpointError, ConfigError
 
 MODEL_FILE = "model.skops"

@@ -215,7 +215,7 @@ def cmd_shards(args) -> int:
         return 1 if bad else 0
     if not args.out:
         raise ConfigError("mentor shards needs --out DIR (or --verify PATTERN)")
-    from .data.shard_sources import shard_source
+    from .data.shards.inputs import shard_source
 
     written = shard_source(args.out, name=args.name, dataset=args.dataset, data_path=args.data_path,
                            source=args.source, shard_size=args.shard_size, encoding=args.encoding,
@@ -454,7 +454,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     warnings.formatwarning = _warning_line
     try:
         if getattr(args, "out", None):
-            from .data.files import check_output
+            from .files import check_output
 
             check_output(args.out, folder=args.command not in FILE_OUTPUTS)
         return args.func(args)

@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 
 from .augment import ImageViews, RandAugment, channel_stats
 from .data.arrays import ArrayDataset
-from .data.files import write_json_atomically
-from .data.folders import cache_dir
+from .files import write_json_atomically
+from .data.sources.folders import cache_dir
 from .errors import ConfigError, DataError
 from .models import create_model, input_normalization
 from .models.layers import features_and_logits

@@ -43,7 +43,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .data import ArrayDataset
-from .data.tables import column_scaling
+from .data.sources.tables import column_scaling
 from .errors import ConfigError
 from .registry import METHODS
 

@@ -200,7 +200,7 @@ class EnsemblePredictor:
 
 
 def _read_json(path: str) -> dict:
-    from .data.files import read_json
+    from .files import read_json
 
     return read_json(path)
 
@@ -283,7 +283,7 @@ def export_model(run_dir: str, out: str, model: str = "auto") -> dict:
     """Write ``out`` (.pt2: a torch.export program with the class names inside; .onnx: ONNX) that
     maps raw inputs to probabilities without mentor. A classical model or an ensemble exports to
     .onnx only (or is refused with the reason). Returns what was written."""
-    from .data.files import write_atomically
+    from .files import write_atomically
 
     if not out.endswith((".pt2", ".onnx")):
         raise ConfigError(f"export to {out!r}: the name must end in .pt2 (torch.export) or .onnx")
@@ -407,7 +407,7 @@ def read_rows(paths, spec: dict, progress: bool = True) -> tuple:
     them (searched at any depth; the keys are the files' paths), each decoded to the shape the
     model takes. Otherwise (and for a path holding no image file) one path, as read_inputs reads
     it, keyed by row number."""
-    from .data.folders import decode_images, image_files
+    from .data.sources.folders import decode_images, image_files
 
     paths = [paths] if isinstance(paths, str) else list(paths)
     if spec["kind"] == "image" and any(os.path.isdir(p) or not p.endswith(DATA_FILES) for p in paths):
@@ -437,12 +437,12 @@ def read_inputs(path: str, spec: dict) -> np.ndarray:
     a .npz archive (its ``x``, else ``x_test``), or the path of the run's own dataset kind (a CIFAR
     archive, ...: its test split). Image files and folders: read_rows."""
     from .data.sources import load_dataset
-    from .data.tables import parse_features, read_table
+    from .data.sources.tables import parse_features, read_table
 
     if not os.path.exists(path):
         raise DataError(f"input file not found: {path}")
     if spec["dataset"] == "text" and not path.endswith((".npy", ".npz")):
-        from .data.text import embed
+        from .data.sources.text import embed
 
         with open(path, encoding="utf-8") as f:  # "label<TAB>sentence" (the label is ignored) or a sentence a line
             sentences = [line.rstrip("\r\n").rpartition("\t")[2].strip() for line in f if line.strip()]
@@ -477,7 +477,7 @@ def write_predictions(path: str, predictor: Predictor, x, keys=None) -> int:
     import csv
     import io
 
-    from .data.files import write_atomically
+    from .files import write_atomically
 
     probs = predictor.predict_proba(x)
     labels = predictor.classes_[probs.argmax(axis=1)] if len(probs) else []

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.files import write_atomically, write_json_atomically
+from .files import write_atomically, write_json_atomically
 from .data.pools import ArrayPool, NpyPool
 from .errors import CheckpointError, ConfigError, DataError
 from .models.predict import predict
@@ -47,7 +47,7 @@ def open_pool(path: str, size=None):
     if path.endswith(".npy"):
         return NpyPool(path)
     if is_shard_pattern(path):
-        from .data.pools import ShardPool
+        from .data.shards.pool import ShardPool
         from .data.shards import ShardSet
 
         pool = ShardPool([ShardSet(path, size=size)], name="unlabeled pool")

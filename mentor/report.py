@@ -20,7 +20,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from .data.files import read_json, read_jsonl, write_atomically
+from .files import read_json, read_jsonl, write_atomically
 from .errors import ConfigError, DataError
 
 MODEL_STYLES = {"": "-", "ema_": "--", "teacher_": ":"}

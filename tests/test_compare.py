@@ -14,8 +14,8 @@ from mentor.cli import main
 from mentor.compare import compare, format_tables
 from mentor.compare.stats import bootstrap_interval, smallest_detectable, split_figures, unit_means, verdict
 from mentor.data import make_split
-from mentor.data.classes import restrict_classes
-from mentor.data.sources import load_digits
+from mentor.data.splits import restrict_classes
+from mentor.data.sources.builtin import load_digits
 from mentor.data.splits import shape_pool
 from mentor.errors import ConfigError, DataError
 from mentor.train import TrainConfig

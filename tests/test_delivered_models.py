@@ -108,7 +108,7 @@ def test_label_spreading_wins_and_is_delivered_predicted_exported_and_reported(t
 
 
 def test_the_ensemble_is_scored_as_it_is_delivered(tmp_path):
-    from mentor.data.sources import load_digits
+    from mentor.data.sources.builtin import load_digits
 
     config = TrainConfig(dataset="digits", num_labeled=30, steps=20, batch_size=16, unlabeled_batch_size=32,
                          model_options={"hidden": [16]}, device="cpu", progress=False)
@@ -133,7 +133,7 @@ def test_the_ensemble_is_scored_as_it_is_delivered(tmp_path):
 
 
 def test_an_ensemble_of_a_network_and_a_classical_model_exports_to_one_onnx_graph(tmp_path):
-    from mentor.data.sources import load_digits
+    from mentor.data.sources.builtin import load_digits
 
     config = TrainConfig(dataset="digits", num_labeled=30, steps=20, batch_size=16, unlabeled_batch_size=32,
                          model_options={"hidden": [16]}, device="cpu", progress=False)

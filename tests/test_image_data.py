@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mentor.data import files, images, load_dataset, make_split
-from mentor.data.files import file_digest
+from mentor import files
+from mentor.data import load_dataset, make_split
+from mentor.data.sources import images
+from mentor.files import file_digest
 from mentor.errors import DataError
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mentor.cli import main
-from mentor.data.pools import WindowedOrder
+from mentor.data.shards.pool import WindowedOrder
 from mentor.data.shards import ShardSet, verify, write_shards
 from mentor.errors import CheckpointError, ConfigError, DataError
 from mentor.train import TrainConfig, Trainer
@@ -298,7 +298,7 @@ def test_noisy_student_round_from_shards(shard_dir, tmp_path):
 def test_the_streamed_selection_brings_each_example_with_its_own_teacher_labels(shard_dir, tmp_path):
     """Every streamed pseudo-labeled example comes with the teacher's distribution *of that
     example*: the pool's images are told apart by an id painted into their pixels."""
-    from mentor.data.pools import ShardPool
+    from mentor.data.shards.pool import ShardPool
     from mentor.pipelines.noisy_student import label_with
     from mentor.pseudo_labels import read_labels
 
@@ -337,7 +337,7 @@ def test_pseudo_label_command_reads_shards(shard_dir, tmp_path, capsys):
 
 # --- several processes -------------------------------------------------------------------------
 def test_each_rank_decodes_its_slice_of_the_global_batch(shard_dir):
-    from mentor.data.pools import _BatchReads
+    from mentor.data.shards.pool import _BatchReads
 
     pool = Trainer(shard_config(shard_dir)).pool
     order = WindowedOrder(pool.unit_sizes, 0, pool.window, pool.excluded)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import mentor
-from mentor.data import text
+from mentor.data.sources import text
 from mentor.errors import DataError
 from mentor.train import Trainer
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..classical import as_features, probabilities, save_model
 from ..data import ArrayDataset
 from ..data.arrays import input_spec
-from ..data.files import write_atomically, write_json_atomically
+from ..files import write_atomically, write_json_atomically
 from ..errors import MentorError
 from ..train import CHECKPOINT, INFERENCE, TrainConfig, Trainer, load_configured_dataset, prepare_data
 from .baselines import fit_baseline

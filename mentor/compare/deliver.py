@@ -21,7 +21,7 @@ import numpy as np
 
 from ..classical import (ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO, TEST_PREDICTIONS, as_features, describe, probabilities,
                          read_json)
-from ..data.files import write_atomically, write_json_atomically
+from ..files import write_atomically, write_json_atomically
 from ..train import CHECKPOINT, INFERENCE, TrainConfig
 from .cells import fit_classical
 

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..data.files import write_atomically
+from ..files import write_atomically
 from ..report import png_bytes
 
 

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..data import ArrayDataset
-from ..data.files import write_json_atomically
+from ..files import write_json_atomically
 from ..data.fingerprint import check_unchanged, input_fingerprint
 from ..errors import ConfigError
 from ..train import RESUME_FREE, TrainConfig, Trainer, load_configured_dataset, prepare_data

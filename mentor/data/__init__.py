@@ -1,5 +1,7 @@
-"""Datasets, splits and batch streams."""
-from . import folders, images, sharded, sources, tables, text  # noqa: F401  (register the built-in datasets)
+"""Datasets, splits and batch streams: the interface every source gives (base), arrays in memory
+(arrays), where datasets come from (sources/), WebDataset shards (shards/), splits, pools held in
+memory and the stream of batches."""
+from . import shards, sources  # noqa: F401  (registers the built-in datasets)
 from .arrays import ArrayDataset, validate_dataset
 from .sources import load_dataset
 from .splits import Split, make_split

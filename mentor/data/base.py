@@ -4,7 +4,7 @@ A **Dataset** holds a training set (labels ``y_train``, examples by index throug
 -1 marking a training example without a label), a test split, and optionally extra unlabeled
 examples; it hands the trainer the unlabeled pool and the test split as **Pools**. Two kinds
 exist today: arrays in memory (mentor.data.arrays.ArrayDataset, and the cached embeddings of
-mentor.embedding.EmbeddedDataset) and WebDataset shards on disk (mentor.data.sharded.ShardDataset).
+mentor.embedding.EmbeddedDataset) and WebDataset shards on disk (mentor.data.shards.dataset.ShardDataset).
 A loader registered in mentor.registry.DATASETS returns one; the trainer, compare and the
 pipelines read nothing else of it.
 

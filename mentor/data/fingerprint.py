@@ -16,7 +16,7 @@ import uuid
 from typing import Dict, List, Optional
 
 from ..errors import ConfigError
-from .files import file_digest
+from ..files import file_digest
 
 HASH_LIMIT = 1 << 30  # files up to 1 GiB are hashed (about 2 s); larger ones by size and time
 INPUT_OPTIONS = ("test_path", "unlabeled_path")

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Tuple
+from dataclasses import asdict, dataclass, field, replace
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import DataError
+from .arrays import ArrayDataset
 
 # The share of a source's labeled examples held out as its test split when it has none of its own
 # (a table without --test-path, an image folder without test/)
@@ -260,3 +261,34 @@ def make_split(y_train: np.ndarray, num_labeled: int, num_classes: int, seed: in
             "unlabeled data was given; use --unlabeled-pool all or add x_unlabeled"
         )
     return Split(labeled.tolist(), pool.astype(int).tolist(), seed, protocol, validation.astype(int).tolist())
+
+
+# --- labels from some classes only: the class-mismatch study of Oliver et al. 2018 (section 4.4) ---
+# The labeled classes keep their training examples (relabelled 0..K-1, in the order given) and
+# their test examples; the training examples of every other class lose their labels and become
+# extra unlabeled data (x_unlabeled), which the split's pool draws from at the rate that
+# class_mismatch asks for (shape_pool). The test split keeps the labeled classes only: a K-way
+# classifier is scored on the K classes it can name.
+def restrict_classes(ds: ArrayDataset, classes: Sequence[int]) -> ArrayDataset:
+    classes = [int(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise DataError(f"labeled classes {classes} name a class twice")
+    if len(classes) < 2:
+        raise DataError(f"labeled classes {classes}: a classifier needs at least 2")
+    outside = [c for c in classes if not 0 <= c < ds.num_classes]
+    if outside:
+        raise DataError(f"labeled classes {outside} are not classes of {ds.name!r} (0..{ds.num_classes - 1})")
+    if len(classes) == ds.num_classes:
+        raise DataError(f"labeled classes {classes} are all of {ds.name!r}'s classes: none is left to be the "
+                        "mismatched unlabeled data")
+    if ds.x_unlabeled is not None and len(ds.x_unlabeled):
+        raise DataError(f"dataset {ds.name!r} has {len(ds.x_unlabeled)} unlabeled examples of unknown class, so its "
+                        "pool cannot be split into labeled classes and others: class mismatch needs a dataset whose "
+                        "every training example has a class (digits, Fashion-MNIST, CIFAR-10, a fully labeled table)")
+    code = np.full(ds.num_classes, -1, dtype=np.int64)
+    code[classes] = np.arange(len(classes))
+    inside, test_inside = code[ds.y_train] >= 0, code[ds.y_test] >= 0
+    names = [ds.class_names[c] for c in classes] if ds.class_names is not None else [str(c) for c in classes]
+    return replace(ds, x_train=ds.x_train[inside], y_train=code[ds.y_train[inside]],
+                   x_test=ds.x_test[test_inside], y_test=code[ds.y_test[test_inside]], num_classes=len(classes),
+                   x_unlabeled=ds.x_train[~inside], class_names=names, ordered=False, source_rows=None)

@@ -49,7 +49,7 @@ class TwoMoonSettings:
 
 def make_problem(seed: int, settings: TwoMoonSettings):
     from ..data import ArrayDataset
-    from ..data.sources import make_two_moons
+    from ..data.sources.builtin import make_two_moons
 
     x, y = make_two_moons(settings.num_points, settings.noise, seed)
     # Transductive, as the paper: the test set is the 2,000 points themselves.

@@ -8,7 +8,7 @@ learns the labeled data and the pseudo-labeled data together with cross-entropy;
 then becomes the teacher of the next round.
 
 One run of this method is one round (`mentor noisy-student` chains rounds, see
-mentor/noisy_student.py):
+mentor/pipelines/noisy_student.py):
 1. The teacher. Either trained here, in phase 1 (the first ``teacher_steps``, half the run by
    default; cross-entropy on the labeled batch), or given: ``pseudo_labels`` = a folder written
    by `mentor pseudo-label` from a trained run on this run's unlabeled pool; then there is no
@@ -135,7 +135,7 @@ class NoisyStudent(Method):
         teacher's soft labels, instead of being drawn here from a pool held in memory."""
         if not pool.streamed:
             return pool
-        from ..data.pools import ShardPool
+        from ..data.shards.pool import ShardPool
 
         labels = LabelShards(self.pseudo_labels)
         manifest = labels.manifest

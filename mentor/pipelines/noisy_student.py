@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..data.files import write_json_atomically
+from ..files import write_json_atomically
 from ..errors import ConfigError, DataError
 from ..methods.noisy_student import pool_fingerprint
 from ..models.mlp import wider_options

@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 from ..data import ArrayDataset, Split, load_dataset, make_split, validate_dataset
-from ..data.classes import restrict_classes
+from ..data.splits import restrict_classes
 from ..data.splits import add_label_noise
 from ..embedding import EmbeddedDataset, embed_dataset, split_options
 from ..errors import ConfigError

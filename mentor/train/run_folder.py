@@ -12,7 +12,7 @@ import json
 import os
 from typing import List, Optional
 
-from ..data.files import check_output, read_json, read_jsonl, write_atomically, write_json_atomically
+from ..files import check_output, read_json, read_jsonl, write_atomically, write_json_atomically
 from ..data.fingerprint import check_unchanged, input_fingerprint, new_run_id
 from ..errors import CheckpointError, ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint

@@ -26,11 +26,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DataError
-from ..registry import DATASETS
-from .arrays import ArrayDataset
-from .files import safe_extract, write_atomically
-from .splits import TEST_FRACTION, stratified_hold_out
+from ...errors import DataError
+from ...registry import DATASETS
+from ..arrays import ArrayDataset
+from ...files import safe_extract, write_atomically
+from ..splits import TEST_FRACTION, stratified_hold_out
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 CACHE_VERSION = 2  # 2: one array of every listed file, unlabeled ones included

@@ -17,11 +17,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DataError
-from ..registry import DATASETS
-from .arrays import ArrayDataset
-from .files import check_tar_member, verify_checksum
-from .files import download as fetch
+from ...errors import DataError
+from ...registry import DATASETS
+from ..arrays import ArrayDataset
+from ...files import check_tar_member, verify_checksum
+from ...files import download as fetch
 from .folders import has_image_folder_layout, load_image_folder
 
 # --- CIFAR ------------------------------------------------------------------------------

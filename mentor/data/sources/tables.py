@@ -22,10 +22,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import DataError
-from ..registry import DATASETS
-from .arrays import ArrayDataset
-from .splits import TEST_FRACTION, stratified_hold_out
+from ...errors import DataError
+from ...registry import DATASETS
+from ..arrays import ArrayDataset
+from ..splits import TEST_FRACTION, stratified_hold_out
 
 
 def read_table(path: str) -> Tuple[List[str], List[List[str]]]:

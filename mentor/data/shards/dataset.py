@@ -1,7 +1,7 @@
 """``--dataset shards``: a training set, an optional extra unlabeled pool and a test split, each a
 set of WebDataset shards (mentor.data.shards). The labels of the training shards are read (one
 int per sample); the labeled and held-out images are decoded into memory; the unlabeled pool
-and the test split stay on disk and stream (mentor.data.pools.ShardPool).
+and the test split stay on disk and stream (mentor.data.shards.pool.ShardPool).
 """
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import DataError
-from ..registry import DATASETS
-from .folders import image_size
-from .pools import ShardPool, default_workers
-from .shards import ShardSet
+from ...errors import DataError
+from ...registry import DATASETS
+from ..sources.folders import image_size
+from .pool import ShardPool, default_workers
+from .format import ShardSet
 
 
 @dataclass
@@ -77,7 +77,7 @@ class ShardDataset:
         if manifest.get("channel_mean") is not None:
             return (tuple(float(v) for v in manifest["channel_mean"]),
                     tuple(float(max(v, 1e-3)) for v in manifest["channel_std"]))
-        from ..augment.views import channel_stats
+        from ...augment.views import channel_stats
         return channel_stats(self.take_train(labeled))
 
 

@@ -25,11 +25,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import DataError
-from ..registry import DATASETS
-from .arrays import ArrayDataset
-from .files import write_atomically
-from .splits import TEST_FRACTION
+from ...errors import DataError
+from ...registry import DATASETS
+from ..arrays import ArrayDataset
+from ...files import write_atomically
+from ..splits import TEST_FRACTION
 from .tables import LabelColumn, rows_dataset
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"

@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DataError
-from ..options import check_option_types
-from ..registry import DATASETS
-from .arrays import ArrayDataset
+from ...errors import DataError
+from ...options import check_option_types
+from ...registry import DATASETS
+from ..arrays import ArrayDataset
 
 
 @DATASETS.register("npz")
@@ -114,7 +114,7 @@ def load_breast_cancer(path: Optional[str] = None, seed: int = 0, test_fraction:
 def load_dataset(name: str, path: Optional[str] = None, seed: int = 0, **options) -> ArrayDataset:
     import inspect
 
-    from .arrays import validate_dataset
+    from ..arrays import validate_dataset
 
     loader = DATASETS.get(name)
     parameters = inspect.signature(loader).parameters

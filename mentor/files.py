@@ -14,7 +14,7 @@ import tempfile
 import urllib.request
 from typing import BinaryIO, Callable, Optional
 
-from ..errors import DataError
+from .errors import DataError
 
 
 def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
@@ -37,7 +37,7 @@ def check_output(path: str, folder: bool, flag: str = "--out") -> str:
     before any work: not a file where a folder must be (or the reverse), no file among its parent
     folders, no name over the filesystem's limit, a parent that can be written to. Else a
     ConfigError naming the path and the problem."""
-    from ..errors import ConfigError
+    from .errors import ConfigError
 
     if not path:
         raise ConfigError(f"{flag} is empty")

@@ -12,9 +12,9 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import DataError
-from .folders import IMAGE_SUFFIXES, UNLABELED, scan_folder
-from .shards import write_shards
+from ...errors import DataError
+from ..sources.folders import IMAGE_SUFFIXES, UNLABELED, scan_folder
+from .write import write_shards
 
 STORED_AS_IS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
 
@@ -27,7 +27,7 @@ def _file_sample(path: str) -> Tuple[bytes, str, str]:
         raise DataError(f"image file {path} is empty (0 bytes); remove it or replace it")
     if ext in STORED_AS_IS:
         return data, STORED_AS_IS[ext], path
-    from .shards import decode_image, encode_image
+    from .format import decode_image, encode_image
     return encode_image(decode_image(data, path, 3, None), "png"), "png", path
 
 
@@ -76,13 +76,13 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
                  encoding: str = "png", progress: bool = True) -> Dict[str, dict]:
     """Write the shards of a dataset or a file/folder into ``out``; one set per split, named
     NAME-train, NAME-test, NAME-unlabeled (a lone unlabeled or labeled source: NAME). An image
-    folder is read as mentor.data.folders.scan_folder lays it out. Returns
+    folder is read as mentor.data.sources.folders.scan_folder lays it out. Returns
     {set name: manifest}."""
     if (dataset is None) == (source is None):
         raise DataError("give either --dataset NAME (a built-in dataset) or --from PATH (a folder, .npz, .npy or .csv)")
     written = {}
 
-    from .fingerprint import path_fingerprint
+    from ..fingerprint import path_fingerprint
 
     origin = {"dataset": dataset, "data_path": data_path and path_fingerprint(data_path)} if dataset is not None \
         else {"from": path_fingerprint(source)}
@@ -93,7 +93,7 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
                                          source=origin)
 
     if dataset is not None:
-        from .sources import load_dataset
+        from ..sources import load_dataset
 
         ds = load_dataset(dataset, data_path)
         if not ds.is_image:
@@ -106,14 +106,14 @@ def shard_source(out: str, name: Optional[str] = None, dataset: Optional[str] = 
         return written
     name = name or os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
     if source.endswith(".npy"):
-        from .pools import NpyPool
+        from ..pools import NpyPool
 
         pool = NpyPool(source)
         _image_array(np.zeros((0,) + pool.shape[1:], pool.dtype), source)
         rows = (image for start in range(0, len(pool), 4096) for image in pool.read(start, start + 4096))
         write(name, ((image, -1) for image in rows), len(pool))
     elif source.endswith(".npz"):
-        from .sources import load_npz
+        from ..sources import load_npz
 
         ds = load_npz(source)
         for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test),
