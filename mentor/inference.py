@@ -24,7 +24,8 @@ from torch import nn
 
 from .errors import CheckpointError, ConfigError, DataError
 from .options import resolve_device
-from .train import CHECKPOINT, INFERENCE, INPUTS
+from .train import CHECKPOINT, INFERENCE
+from .train.run_folder import RunFolder, check_run_id
 
 
 MODEL_CHOICES = ("auto", "student", "ema", "teacher")
@@ -249,11 +250,7 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT} (nor a classical model or an ensemble): is it a "
                               "finished mentor run?")
     state = load_checkpoint(path, map_location="cpu")
-    inputs = os.path.join(run_dir, INPUTS)
-    own = _read_json(inputs).get("run_id") if os.path.exists(inputs) else None
-    if own is not None and state.get("run_id") not in (None, own):
-        raise CheckpointError(f"the checkpoint in {run_dir} was written by another run (run id {state.get('run_id')}, "
-                              f"the folder's {own}): copied from another run folder? Put back this run's checkpoint")
+    check_run_id(state, RunFolder(run_dir).recorded_run_id(), run_dir)
     config = TrainConfig.from_dict(state["config"])
     spec_path = os.path.join(run_dir, INFERENCE)
     if os.path.exists(spec_path):

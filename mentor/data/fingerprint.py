@@ -9,14 +9,15 @@ replaced file changes its time even at the same size). Built-in datasets have no
 """
 from __future__ import annotations
 
-import glob
+import functools
 import hashlib
 import os
 import uuid
 from typing import Dict, List, Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..files import file_digest
+from .shards.format import expand
 
 HASH_LIMIT = 1 << 30  # files up to 1 GiB are hashed (about 2 s); larger ones by size and time
 INPUT_OPTIONS = ("test_path", "unlabeled_path")
@@ -29,8 +30,16 @@ def new_run_id() -> str:
 def _file(path: str) -> dict:
     stat = os.stat(path)
     if stat.st_size <= HASH_LIMIT:
-        return {"size": stat.st_size, "sha256": file_digest(path)}
+        return {"size": stat.st_size, "sha256": _digest(os.path.abspath(path), stat.st_ino, stat.st_size,
+                                                         stat.st_mtime_ns, stat.st_ctime_ns)}
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    """A file's sha256, hashed once per process while its stat stays the same (every cell of a
+    comparison records the same table; a write changes the change time, which no one can set)."""
+    return file_digest(path)
 
 
 def _files(paths: List[str], root: str) -> dict:
@@ -42,26 +51,12 @@ def _files(paths: List[str], root: str) -> dict:
 
 
 def _shard_paths(pattern: str) -> List[str]:
-    """The files a shard pattern names: brace ranges, globs, '::'-joined parts, a NAME.json manifest
-    (with the shards it lists)."""
-    import braceexpand
-
-    found: List[str] = []
-    for part in pattern.split("::"):
-        for name in braceexpand.braceexpand(part):
-            found += sorted(glob.glob(name)) if any(c in name for c in "*?[") else [name]
-    shards = []
-    for name in found:
-        if name.endswith(".json") and os.path.isfile(name):
-            import json
-
-            try:
-                with open(name) as f:
-                    listed = json.load(f).get("shardlist", [])
-            except (ValueError, AttributeError, UnicodeDecodeError):
-                listed = []  # not a manifest: the loader says what it is
-            shards += [os.path.join(os.path.dirname(name), s["url"]) for s in listed if isinstance(s, dict) and "url" in s]
-    return found + shards
+    """The shard files a pattern names (mentor.data.shards.format.expand), or none where it names
+    nothing readable: the loader then says what is wrong with it."""
+    try:
+        return expand(pattern)
+    except DataError:
+        return []
 
 
 def path_fingerprint(path: str) -> Optional[dict]:
@@ -70,7 +65,7 @@ def path_fingerprint(path: str) -> Optional[dict]:
     if os.path.isfile(path):
         found = _file(path)
         if path.endswith(".json"):  # a shard manifest: the shards it lists are inputs too
-            shards = [p for p in _shard_paths(path) if p != path and os.path.isfile(p)]
+            shards = [p for p in _shard_paths(path) if os.path.isfile(p)]
             if shards:
                 found["shards"] = _files(shards, os.path.dirname(path) or ".")
         return found

@@ -48,8 +48,8 @@ def _advise_on_arrays(dataset: ArrayDataset, config: TrainConfig) -> None:
                       f"{dataset.name!r} (the others join the unlabeled pool, as in the benchmarks); num_labeled=0 "
                       "trains on every label", stacklevel=3)
     if not dataset.is_image and dataset.cached_views is None and len(dataset.x_train) > 1:
-        std = dataset.x_train.reshape(len(dataset.x_train), -1).std(axis=0)
-        mean = np.abs(dataset.x_train.reshape(len(dataset.x_train), -1).mean(axis=0))
+        rows = dataset.x_train.reshape(len(dataset.x_train), -1)
+        std, mean = rows.std(axis=0), np.abs(rows.mean(axis=0))
         if std.max() > 10 * max(std.min(), 1e-12) or (mean > 3 * np.maximum(std, 1e-12)).any():
             warnings.warn(f"the features of {dataset.name!r} are not standardised (column std from {std.min():.3g} to "
                           f"{std.max():.3g}): the noise of the strong views and the learning rate assume unit scale; "

@@ -27,6 +27,15 @@ def inputs_of(config) -> dict:
     return input_fingerprint(config.data_path, config.dataset_options)
 
 
+def check_run_id(state: dict, run_id: Optional[str], where: str) -> None:
+    """A CheckpointError where the checkpoint ``state`` was written by another run than the one
+    whose id the folder ``where`` recorded (None: a run from before run ids, taken as it is)."""
+    if run_id is not None and state.get("run_id") not in (None, run_id):
+        raise CheckpointError(f"the checkpoint in {where} was written by another run (run id {state.get('run_id')}, "
+                              f"the folder's {run_id}): copied from another run folder? Put back this run's "
+                              "checkpoint, or train afresh")
+
+
 class RunFolder:
     def __init__(self, out: str):
         self.out = out
@@ -53,6 +62,10 @@ class RunFolder:
         split.save(self.path("split.json"))
         write_json_atomically(self.path(INFERENCE), inference_spec)
         return run_id
+
+    def recorded_run_id(self) -> Optional[str]:
+        """The run id inputs.json records (None for runs from before it)."""
+        return read_json(self.path(INPUTS)).get("run_id") if os.path.exists(self.path(INPUTS)) else None
 
     def bind(self, config) -> Optional[str]:
         """The run id the folder's checkpoints must carry, once the inputs ``config`` names are

@@ -19,7 +19,7 @@ from ..data.arrays import input_spec
 from ..data.pools import MemoryPool
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..methods.base import LabeledPool, RunContext, UnlabeledPool
-from ..models.predict import eval_batches
+from ..models.predict import predict
 from ..options import resolve_device
 from . import distributed
 from .builders import (autocast_of, build_method, build_optimizers, build_schedules, build_stream, build_views,
@@ -29,7 +29,7 @@ from .config import RESUME_FREE, TrainConfig
 from .ema import SyncFreeEMA
 from .evaluation import evaluate, evaluate_batches
 from .run_data import prepare_data
-from .run_folder import CHECKPOINT, RunFolder
+from .run_folder import CHECKPOINT, RunFolder, check_run_id
 
 
 
@@ -104,7 +104,7 @@ class Trainer:
             return [b for b in models.buffers() if b.dtype.is_floating_point]
         return [*models.parameters(), *models.buffers()]
 
-    # --- files --------------------------------------------------------------------------
+    # --- checkpoints --------------------------------------------------------------------
     def _state(self) -> dict:
         return {
             "step": self.step,
@@ -128,10 +128,7 @@ class Trainer:
     def _restore(self, state: dict, training: bool = True) -> None:
         """The checkpoint's state into this trainer; ``training``: to continue the run (then the
         number of processes must match), else to use the model (evaluate, predict, label)."""
-        if self.run_id is not None and state.get("run_id") not in (None, self.run_id):
-            raise CheckpointError(f"the checkpoint in {self.config.out} was written by another run (run id "
-                                  f"{state.get('run_id')}, the folder's {self.run_id}): copied from another run "
-                                  "folder? Put back this run's checkpoint, or train afresh")
+        check_run_id(state, self.run_id, self.config.out)
         # Settings added since a checkpoint was written take their defaults (what that run had).
         saved = {**TrainConfig().to_dict(), **state["config"]}
         saved = {k: v for k, v in saved.items() if k not in RESUME_FREE}
@@ -225,15 +222,11 @@ class Trainer:
         evaluated model (mentor.inference's ``auto``)."""
         return self.ema.module if self.ema is not None else self.method.eval_model()
 
-    @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
         """The final model's (n, C) probabilities for the stored examples ``x`` (e.g. self.x_val),
         in eval mode."""
-        logits = eval_batches(self.final_model(), self.views.eval, x, self.device, batch_size,
-                              autocast=self.method.autocast)
-        if not len(logits):
-            return np.zeros((0, self.dataset.num_classes), dtype=np.float32)
-        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        probs = predict(self.final_model(), self.views.eval, x, self.device, batch_size, autocast=self.method.autocast)
+        return probs.cpu().numpy() if len(probs) else np.zeros((0, self.dataset.num_classes), dtype=np.float32)
 
     def predict_classes(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
         """The final model's class for each stored example of ``x``, in eval mode."""
@@ -283,13 +276,15 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         while self.step < cfg.steps:
             logs = self.train_step()
+            values = []
             for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + torch.as_tensor(v, dtype=torch.float32).detach()
+                value = torch.as_tensor(v, dtype=torch.float32, device=self.device).detach().reshape(())
+                sums[k] = sums.get(k, 0.0) + value
                 counts[k] = counts.get(k, 0) + 1
-            if logs:
-                values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).detach().reshape(())
-                                      for v in logs.values()])
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(values).all(), self.step + 1, first_bad)
+                values.append(value)
+            if values:
+                bad = ~torch.isfinite(torch.stack(values)).all()
+                first_bad = torch.where((first_bad < 0) & bad, self.step + 1, first_bad)
             self.step += 1
             bar.update(1)
             at_eval = cfg.eval_every and self.step % cfg.eval_every == 0
@@ -323,8 +318,10 @@ class Trainer:
         """A TrainingError naming the step and the terms that went NaN or infinite (or the
         parameters that did), before the bad state is logged or checkpointed: the run folder keeps
         its last good checkpoint."""
-        terms = [k for k, v in sums.items() if not bool(torch.isfinite(torch.as_tensor(v)).all())]
-        params = [name for name, p in self.method.models.named_parameters() if not bool(torch.isfinite(p).all())]
+        named = dict(self.method.models.named_parameters())
+        finite = torch.stack([torch.isfinite(t).all() for t in [*sums.values(), *named.values()]]).tolist()  # one read
+        terms = [k for k, ok in zip(sums, finite) if not ok]
+        params = [name for name, ok in zip(named, finite[len(sums):]) if not ok]
         if first_bad < 0 and not params:
             return
         bar.close()

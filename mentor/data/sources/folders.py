@@ -185,14 +185,19 @@ def _decode(path: str):
         raise DataError(f"cannot read image file {path}: {exc}") from None
 
 
-def _decode_all(files: List[Tuple[str, int]], size: Optional[Tuple[int, int]], progress: bool):
-    """uint8 (n, C, H, W) of the files, all in one colour mode; mixed modes are converted to RGB
-    (or L when every image is grayscale) with a warning that says how many were converted."""
+def _decode_in_threads(paths: Sequence[str], progress: bool) -> list:
+    """(mode, PIL image) of each file, decoded in threads (PIL releases the GIL while decoding)."""
     from tqdm.auto import tqdm
 
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-        decoded = list(tqdm(pool.map(_decode, [f for f, _ in files], chunksize=64), total=len(files),
-                            desc="decoding images", disable=None if progress else True, leave=False))
+        return list(tqdm(pool.map(_decode, paths, chunksize=64), total=len(paths), desc="decoding images",
+                         disable=None if progress else True, leave=False))
+
+
+def _decode_all(files: List[Tuple[str, int]], size: Optional[Tuple[int, int]], progress: bool):
+    """uint8 (n, C, H, W) of the files, all in one colour mode; mixed modes are converted to RGB
+    (or L when every image is grayscale) with a warning that says how many were converted."""
+    decoded = _decode_in_threads([f for f, _ in files], progress)
     modes = [m for m, _ in decoded]
     gray = {"L", "1", "I", "I;16", "F"}
     target = "L" if all(m in gray for m in modes) else "RGB"
@@ -236,11 +241,7 @@ def decode_images(files: Sequence[str], channels: int, size: Tuple[int, int], pr
     """uint8 (n, channels, H, W) of image files for a model that takes that shape: each converted to
     L or RGB and resized (PIL's default filter, as --data-hp size=H,W resizes for training) when it
     differs; how many were resized is said."""
-    from tqdm.auto import tqdm
-
-    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-        decoded = list(tqdm(pool.map(_decode, files, chunksize=64), total=len(files), desc="decoding images",
-                            disable=None if progress else True, leave=False))
+    decoded = _decode_in_threads(files, progress)
     out = np.empty((len(files), channels, *size), dtype=np.uint8)
     resized = 0
     for i, (_, image) in enumerate(decoded):
