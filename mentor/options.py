@@ -93,3 +93,73 @@ def check_option_types(what: str, options: dict, defaults: dict) -> dict:
                 raise ConfigError(f"{what} {key}={value!r}: takes numbers separated by commas, like its default "
                                   f"{','.join(map(str, default))}")
     return checked
+
+
+class Range:
+    """The declared range of a numeric option, checked before any work: ``low``/``high`` bounds
+    (open or closed), whole numbers only (``integer``), or a phase length (``steps``): a step count
+    >= 0 or a fraction of the run in (0, 1). None passes only where the option's default is None
+    (the option is off)."""
+
+    def __init__(self, low=None, high=None, *, low_open=False, high_open=False, integer=False, steps=False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        self.integer, self.steps = integer, steps
+
+    def text(self) -> str:
+        if self.steps:
+            return "a step count >= 0 or a fraction of the run in (0, 1)"
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            return f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.high_open else '<='} {self.high:g}"
+        return kind
+
+    def admits(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.steps:
+            return value >= 0 and (value < 1 or float(value).is_integer())
+        if self.integer and not float(value).is_integer():
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+
+class Choice:
+    """The declared choices of a word-valued option (a mode)."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def text(self) -> str:
+        return "one of " + ", ".join(map(str, self.choices))
+
+    def admits(self, value) -> bool:
+        return value in self.choices
+
+
+# The ranges most options share.
+WEIGHT = Range(0)                               # a loss weight: 0 switches its term off
+POSITIVE = Range(0, low_open=True)              # a temperature, a scale, a step size
+UNIT = Range(0, 1)                              # a probability, a confidence threshold, a mixing share
+MOMENTUM = Range(0, 1, high_open=True)          # an EMA's momentum or decay
+DROPOUT = Range(0, 1, high_open=True)           # a dropout or stochastic-depth rate
+COUNT = Range(1, integer=True)                  # a number of things (layers, views, iterations)
+STEPS = Range(steps=True)                       # a phase or ramp length
+
+
+def check_option_ranges(what: str, options: dict, ranges: dict, defaults: dict) -> None:
+    """Each of ``options`` that has a declared range or choice must lie in it; a value outside is
+    a ConfigError naming ``what``, the option, the value and what it takes."""
+    for key, value in options.items():
+        declared = ranges.get(key)
+        if declared is None or (value is None and defaults.get(key) is None):
+            continue
+        if not declared.admits(value):
+            raise ConfigError(f"{what} {key}={'none' if value is None else repr(value)}: takes {declared.text()}")

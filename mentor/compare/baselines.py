@@ -10,8 +10,8 @@ scikit-learn's defaults except where a default cannot learn from a few labels:
   examples, so with 12-40 labels it cannot split and predicts one class. It gets
   min(20, max(2, n / (2 C))) for n labeled rows of C classes: 2 with 40 digits labels, 20 from
   40 labels a class up (docs/compare.md, "Classical baselines in the same table").
-- ``random_forest`` and ``extra_trees`` (scikit-learn's forests, 100 trees, seeded): the first
-  thing a practitioner fits on a small table.
+- ``random_forest`` and ``extra_trees`` (scikit-learn's forests, ``TREES`` trees, seeded; option
+  ``n_estimators``): the first thing a practitioner fits on a small table.
 
 ``autogluon`` (optional, ``pip install mentor[autogluon]``) is AutoGluon-Tabular's
 TabularPredictor on the same rows, with ``fit_pseudolabel`` on the cell's unlabeled pool; its
@@ -23,13 +23,20 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Tuple
 
 import numpy as np
 
 from ..classical import as_features
 from ..errors import ConfigError
+from ..options import COUNT, POSITIVE, Choice, check_option_ranges, check_option_types
+
+# Trees of the forests (random_forest, extra_trees; NAME:n_estimators=N): BENCHMARKS.md, "Trees".
+TREES = 100
+# AutoGluon-Tabular's presets (its TabularPredictor.fit documentation)
+AUTOGLUON_PRESETS = ("extreme_quality", "best_quality", "high_quality", "good_quality", "medium_quality",
+                     "experimental_quality", "optimize_for_deployment", "interpretable", "ignore_text")
 
 # LabelSpreading builds a k-nearest-neighbour graph over every row it is given; past ~10,000
 # unlabeled rows that graph costs minutes and gigabytes per fit, so a seeded subset of the pool
@@ -58,13 +65,13 @@ def _gradient_boosting(seed: int, n: int, classes: int, options: dict):
 def _random_forest(seed: int, n: int, classes: int, options: dict):
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(random_state=seed)
+    return RandomForestClassifier(n_estimators=int(options.get("n_estimators", TREES)), random_state=seed)
 
 
 def _extra_trees(seed: int, n: int, classes: int, options: dict):
     from sklearn.ensemble import ExtraTreesClassifier
 
-    return ExtraTreesClassifier(random_state=seed)
+    return ExtraTreesClassifier(n_estimators=int(options.get("n_estimators", TREES)), random_state=seed)
 
 
 def _label_spreading(seed: int, n: int, classes: int, options: dict):
@@ -88,26 +95,35 @@ def _autogluon(seed: int, n: int, classes: int, options: dict):
 class Baseline:
     factory: Callable  # (seed, labeled rows, classes, options) -> an unfitted classifier
     semi_supervised: bool  # fitted on the unlabeled pool too (y == -1 rows)
-    options: Tuple[str, ...] = ()  # the options it takes, as NAME:KEY=VALUE
+    # The options it takes, as NAME:KEY=VALUE: each one's default, and its declared range or choices
+    options: Dict[str, Tuple[object, object]] = field(default_factory=dict)
     deliverable: bool = True  # saved without pickle and served by predict / export; chosen
 
 
+FOREST = {"n_estimators": (TREES, COUNT)}
 BASELINES: Dict[str, Baseline] = {
     "logistic_regression": Baseline(_logistic_regression, False),
     "gradient_boosting": Baseline(_gradient_boosting, False),
-    "random_forest": Baseline(_random_forest, False),
-    "extra_trees": Baseline(_extra_trees, False),
+    "random_forest": Baseline(_random_forest, False, FOREST),
+    "extra_trees": Baseline(_extra_trees, False, FOREST),
     "label_spreading": Baseline(_label_spreading, True),
     "self_training": Baseline(_self_training, True),
-    "autogluon": Baseline(_autogluon, True, ("presets", "time_limit", "pseudolabel"), deliverable=False),
+    "autogluon": Baseline(_autogluon, True, {"presets": ("medium_quality", Choice(*AUTOGLUON_PRESETS)),
+                                             "time_limit": (60.0, POSITIVE), "pseudolabel": (True, None)},
+                          deliverable=False),
 }
 
 
 def check_options(name: str, options: dict, text: str) -> None:
-    unknown = sorted(set(options) - set(BASELINES[name].options))
+    """Each option named, of its default's type and inside its declared range, before any work."""
+    declared = BASELINES[name].options
+    unknown = sorted(set(options) - set(declared))
     if unknown:
-        takes = ", ".join(BASELINES[name].options) or "no options"
+        takes = ", ".join(declared) or "no options"
         raise ConfigError(f"{text!r}: the classical baseline {name!r} takes {takes}; got {', '.join(unknown)}")
+    defaults = {k: default for k, (default, _) in declared.items()}
+    check_option_types(f"--methods {name}:", options, defaults)
+    check_option_ranges(f"--methods {name}:", options, {k: r for k, (_, r) in declared.items() if r}, defaults)
 
 
 def check_installed(name: str) -> None:

@@ -69,7 +69,9 @@ def parse_entry(text: str) -> Entry:
         valid = ", ".join(METHODS.names() + sorted(BASELINES))
         raise ConfigError(f"unknown method {name!r} in --methods; choose from: {valid} "
                           "(options as NAME:KEY=VALUE:KEY=VALUE)")
-    return Entry(text, name, parse_options(pairs, f"--methods {text}"))
+    options = parse_options(pairs, f"--methods {text}")
+    METHODS.get(name).check_hparams(options, f"--methods {name}:")  # every option's type and range, before any cell trains
+    return Entry(text, name, options)
 
 
 def entry_text(method: str, options: Optional[Dict] = None) -> str:

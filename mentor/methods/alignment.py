@@ -29,6 +29,7 @@ from typing import Callable, Dict, Optional
 import torch
 
 from ..errors import ConfigError
+from ..options import MOMENTUM, WEIGHT, Choice, Range
 
 DIST_ALIGN_TARGETS = ("none", "labeled", "labeled_predictions", "uniform")
 
@@ -36,6 +37,9 @@ DIST_ALIGN_TARGETS = ("none", "labeled", "labeled_predictions", "uniform")
 # (``Method.pseudo_label_defaults``: SoftMatch aligns to uniform, AdaMatch to labeled predictions).
 OPTIONS: Dict[str, object] = {"dist_align": "none", "dist_align_window": 128, "dist_align_momentum": 0.999,
                               "debias": 0.0, "debias_momentum": 0.999}
+OPTION_RANGES: Dict[str, object] = {"dist_align": Choice(*DIST_ALIGN_TARGETS, True, False, "true", "false"),
+                                    "dist_align_window": Range(0, integer=True), "dist_align_momentum": MOMENTUM,
+                                    "debias": WEIGHT, "debias_momentum": MOMENTUM}
 
 
 class SingleProcess:

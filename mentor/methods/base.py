@@ -54,9 +54,10 @@ from torch import nn
 
 from ..data.streams import Batch
 from ..errors import CheckpointError, ConfigError
-from ..options import check_option_types
+from ..options import check_option_ranges, check_option_types
 from ..models.layers import features_and_logits
-from .alignment import OPTIONS as PSEUDO_LABEL_OPTIONS, PseudoLabelAdjustment, SingleProcess, rescale
+from .alignment import OPTION_RANGES as PSEUDO_LABEL_RANGES, OPTIONS as PSEUDO_LABEL_OPTIONS, \
+    PseudoLabelAdjustment, SingleProcess, rescale
 
 ModelFactory = Callable[[], nn.Module]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # (params, lr=None) -> optimizer
@@ -136,6 +137,11 @@ class Method:
     pseudo_label_defaults: Dict[str, object] = {}
     labeled_strong_view: bool = False
     medium_view: bool = False
+    # Each option's declared range (mentor.options.Range) or choices (Choice), checked by create()
+    # and check_hparams() before any work; a subclass's entries add to (or override) its parents'.
+    option_ranges: Dict[str, object] = {}
+    # Options with no range to declare, each checked where it is read (a run folder, an options dict).
+    unranged_options: Tuple[str, ...] = ()
 
     def __init__(self, model_factory: ModelFactory, num_classes: int, seed: int = 0):
         self.num_classes = num_classes
@@ -193,7 +199,23 @@ class Method:
     # --- hyper-parameters ---------------------------------------------------------------
     @classmethod
     def create(cls, model_factory: ModelFactory, num_classes: int, seed: int = 0, **hparams) -> "Method":
-        """Build the method, turning an unknown hyper-parameter into an error that lists the valid ones."""
+        """Build the method from checked hyper-parameters (check_hparams)."""
+        valid, defaults = cls.hparam_names(), cls.hparam_defaults()
+        hparams = cls.check_hparams(hparams)
+        shared = {k: hparams.pop(k, defaults[k]) for k in PSEUDO_LABEL_OPTIONS if k in defaults}
+        method = cls(model_factory, num_classes, seed=seed, **hparams)
+        if cls.makes_pseudo_labels:
+            method.pseudo_label_adjustment = PseudoLabelAdjustment(num_classes, **shared)
+        method.hparams = {name: getattr(method, name) for name in valid if name not in shared}
+        if method.pseudo_label_adjustment is not None:
+            method.hparams.update(method.pseudo_label_adjustment.options)
+        return method
+
+    @classmethod
+    def check_hparams(cls, hparams: dict, what: Optional[str] = None) -> dict:
+        """``hparams`` checked without building anything: each name known, each value of its
+        default's type and inside its declared range (a ConfigError naming the option otherwise);
+        returns them as the method takes them (whole floats of int options as ints)."""
         valid = cls.hparam_names()
         unknown = sorted(set(hparams) - set(valid))
         if unknown:
@@ -205,15 +227,19 @@ class Method:
         # such as feedback="none") means the string.
         defaults = cls.hparam_defaults()
         hparams = {k: "none" if v is None and isinstance(defaults[k], str) else v for k, v in hparams.items()}
-        hparams = check_option_types(f"method {cls.name!r}: --hp", hparams, defaults)
-        shared = {k: hparams.pop(k, defaults[k]) for k in PSEUDO_LABEL_OPTIONS if k in defaults}
-        method = cls(model_factory, num_classes, seed=seed, **hparams)
-        if cls.makes_pseudo_labels:
-            method.pseudo_label_adjustment = PseudoLabelAdjustment(num_classes, **shared)
-        method.hparams = {name: getattr(method, name) for name in valid if name not in shared}
-        if method.pseudo_label_adjustment is not None:
-            method.hparams.update(method.pseudo_label_adjustment.options)
-        return method
+        what = what or f"method {cls.name!r}: --hp"
+        checked = check_option_types(what, hparams, defaults)
+        check_option_ranges(what, hparams, cls.declared_ranges(), defaults)  # naming each value as given
+        return checked
+
+    @classmethod
+    def declared_ranges(cls) -> Dict[str, object]:
+        """Option -> its declared Range or Choice, along the class hierarchy (the nearest wins)."""
+        ranges: Dict[str, object] = dict(PSEUDO_LABEL_RANGES) if cls.makes_pseudo_labels else {}
+        for klass in reversed(cls.__mro__):
+            ranges.update(vars(klass).get("option_ranges", {}))
+        options = cls.hparam_defaults()
+        return {k: v for k, v in ranges.items() if k in options}  # not a parent's options the class fixes
 
     @classmethod
     def hparam_defaults(cls) -> Dict[str, object]:

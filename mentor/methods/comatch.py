@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
 from ..models.layers import projection_head
+from ..options import COUNT, POSITIVE, UNIT, WEIGHT
 from ..registry import METHODS
 from .base import Method, StepOutput, fused_features_and_logits, head_per_view
 
@@ -51,6 +52,8 @@ def graph_contrastive_loss(z_a, z_b, graph, temperature: float):
 @METHODS.register("comatch")
 class CoMatch(Method):
     name = "comatch"
+    option_ranges = {"threshold": UNIT, "contrast_threshold": UNIT, "temperature": POSITIVE, "alpha": UNIT,
+                     "proj_dim": COUNT, "queue_batches": COUNT, "unlabeled_weight": WEIGHT, "contrast_weight": WEIGHT}
     strong_view = "required"
     makes_pseudo_labels = True
     pseudo_label_defaults = {"dist_align": "uniform", "dist_align_window": 32}

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..losses import sigmoid_rampup
-from .base import Method
+from .base import Method, resolve_steps
 
 
 def make_teacher(student: nn.Module) -> nn.Module:
@@ -37,8 +37,9 @@ def ema_update(teacher: nn.Module, student: nn.Module, alpha: float) -> None:
 
 
 def resolve_ramp(ramp_steps, total_steps: int, fraction: float = 0.25) -> int:
-    """None -> a quarter of the run (Mean Teacher ramps 40k of 180k steps, Laine & Aila 80 of 300 epochs)."""
-    return int(fraction * total_steps) if ramp_steps is None else int(ramp_steps)
+    """None -> a quarter of the run (Mean Teacher ramps 40k of 180k steps, Laine & Aila 80 of 300 epochs);
+    else a step count or a fraction of the run (resolve_steps)."""
+    return int(fraction * total_steps) if ramp_steps is None else resolve_steps("ramp_steps", ramp_steps, total_steps)
 
 
 class ConsistencyMethod(Method):

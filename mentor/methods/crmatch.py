@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.layers import feature_dim, projection_head
+from ..options import WEIGHT
 from ..registry import METHODS
 from .base import StepOutput, fused_features_and_logits, head_per_view, upcast
 from .fixmatch import FixMatch
@@ -35,6 +36,7 @@ def all_rotations(x: torch.Tensor):
 @METHODS.register("crmatch")
 class CRMatch(FixMatch):
     name = "crmatch"
+    option_ranges = {"rotation_weight": WEIGHT, "distance_weight": WEIGHT}
     capturable = False  # not yet checked against eager under --capture
 
     def __init__(self, model_factory, num_classes, seed=0, rotation_weight: float = 1.0,

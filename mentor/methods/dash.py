@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import sharpen
+from ..options import POSITIVE, STEPS, WEIGHT, Range
 from ..registry import METHODS
 from .base import StepOutput, resolve_steps, upcast
 from .fixmatch import FixMatch
@@ -33,6 +34,8 @@ def dash_rho(stage: int, rho_hat: float, gamma: float = 1.27, c: float = 1.0001,
 @METHODS.register("dash")
 class Dash(FixMatch):
     name = "dash"
+    option_ranges = {"target_temperature": POSITIVE, "gamma": Range(1, low_open=True), "c": POSITIVE, "rho_min": Range(0),
+                     "supervised_steps": STEPS, "stage_steps": STEPS, "unlabeled_weight": WEIGHT}
     capturable = False
     smoke_hparams = {"supervised_steps": 0}  # the conformance suite's runs are 6 steps long
 

@@ -37,6 +37,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..losses import sharpen, soft_cross_entropy
 from ..models.predict import predict
+from ..options import POSITIVE, STEPS, WEIGHT
 from ..registry import METHODS
 from ..models.mlp import wider_options
 from .noisy_student import NoisyStudent
@@ -45,6 +46,8 @@ from .noisy_student import NoisyStudent
 @METHODS.register("distillation")
 class Distillation(NoisyStudent):
     name = "distillation"
+    option_ranges = {"temperature": POSITIVE, "teacher_steps": STEPS, "unlabeled_weight": WEIGHT, "teacher_width": POSITIVE}
+    unranged_options = ("teacher", "student_options", "teacher_options")
     strong_view = "unused"
     smoke_hparams = {"teacher_steps": 3}
 

@@ -49,6 +49,7 @@ from ..data.pools import IndexStream
 from ..errors import ConfigError
 from ..losses import linear_ramp, sharpen, soft_cross_entropy
 from ..models.predict import predict
+from ..options import POSITIVE, STEPS, WEIGHT, Range
 from ..registry import METHODS
 from .base import Method, resolve_steps, upcast
 from .mixmatch import check_mixmatch_options, mix_batches
@@ -97,6 +98,9 @@ def prior_penalty(logits: torch.Tensor) -> torch.Tensor:
 @METHODS.register("divide_mix")
 class DivideMix(Method):
     name = "divide_mix"
+    option_ranges = {"warmup_steps": STEPS, "divide_every": STEPS, "threshold": Range(0, 1, high_open=True),
+                     "temperature": POSITIVE, "mixup_alpha": POSITIVE, "unlabeled_weight": WEIGHT, "ramp_steps": STEPS,
+                     "prior_weight": WEIGHT}
     needs_pool_in_memory = "draws its mixing partners from the whole pool"
     strong_view = "unused"
     smoke_hparams = {"warmup_steps": 2, "divide_every": 2}

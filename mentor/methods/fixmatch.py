@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..options import POSITIVE, UNIT, WEIGHT
 from ..registry import METHODS
 from .base import Method, StepOutput, fused_forward
 
@@ -27,6 +28,7 @@ from .base import Method, StepOutput, fused_forward
 @METHODS.register("fixmatch")
 class FixMatch(Method):
     name = "fixmatch"
+    option_ranges = {"threshold": UNIT, "unlabeled_weight": WEIGHT, "temperature": POSITIVE}
     strong_view = "required"
     capturable = True  # one loss, no phase or ramp: the step is the same graph every time
     # The conformance suite trains a few steps only: no prediction reaches 0.95 by then.

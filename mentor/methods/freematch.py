@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..options import MOMENTUM, WEIGHT
 from ..registry import METHODS
 from .fixmatch import FixMatch
 
@@ -76,6 +77,7 @@ def fairness_loss(logits_strong: torch.Tensor, mask: torch.Tensor, p_model: torc
 @METHODS.register("freematch")
 class FreeMatch(FixMatch):
     name = "freematch"
+    option_ranges = {"momentum": MOMENTUM, "fairness_weight": WEIGHT, "unlabeled_weight": WEIGHT}
     capturable = False
     smoke_hparams = {}  # tau_0 = 1/C: the unlabeled term is active from the first step
 

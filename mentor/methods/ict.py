@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..augment import mixup
 from ..errors import check_unit_interval
 from ..losses import softmax_mse
+from ..options import MOMENTUM, POSITIVE, STEPS, WEIGHT
 from ..registry import METHODS
 from .base import StepOutput, fused_forward
 from .consistency import EMATeacherMethod, make_teacher
@@ -26,6 +27,7 @@ from .consistency import EMATeacherMethod, make_teacher
 @METHODS.register("ict")
 class ICT(EMATeacherMethod):
     name = "ict"
+    option_ranges = {"mixup_alpha": POSITIVE, "consistency_weight": WEIGHT, "ramp_steps": STEPS, "ema_decay": MOMENTUM}
     strong_view = "unused"
 
     def __init__(self, model_factory, num_classes, seed=0, mixup_alpha: float = 1.0,

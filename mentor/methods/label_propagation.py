@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.layers import features_and_logits
 from ..models.predict import eval_batches
+from ..options import COUNT, POSITIVE, STEPS, WEIGHT, Range
 from ..registry import METHODS
 from .base import Method, StepOutput, resolve_steps, upcast
 
@@ -99,6 +100,8 @@ def propagation_targets(z: np.ndarray, num_classes: int):
 @METHODS.register("label_propagation")
 class LabelPropagation(Method):
     name = "label_propagation"
+    option_ranges = {"k": COUNT, "gamma": POSITIVE, "alpha": Range(0, 1, low_open=True, high_open=True),
+                     "cg_iterations": COUNT, "start_steps": STEPS, "refresh_every": STEPS, "unlabeled_weight": WEIGHT}
     needs_pool_in_memory = "builds a nearest-neighbour graph over the whole pool"
     strong_view = "unused"
     smoke_hparams = {"start_steps": 2, "refresh_every": 2, "k": 5}

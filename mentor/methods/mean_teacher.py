@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_unit_interval
 from ..losses import softmax_mse
+from ..options import MOMENTUM, STEPS, WEIGHT
 from ..registry import METHODS
 from .base import StepOutput
 from .consistency import EMATeacherMethod, make_teacher
@@ -55,6 +56,8 @@ class FirstHead(nn.Module):
 @METHODS.register("mean_teacher")
 class MeanTeacher(EMATeacherMethod):
     name = "mean_teacher"
+    option_ranges = {"consistency_weight": WEIGHT, "ramp_steps": STEPS, "ema_decay_rampup": MOMENTUM, "ema_decay": MOMENTUM,
+                     "logit_distance_weight": WEIGHT}
     strong_view = "unused"
     second_view = True
 

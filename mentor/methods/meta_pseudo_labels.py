@@ -72,9 +72,10 @@ from torch.func import functional_call, jvp
 from ..errors import ConfigError, check_unit_interval
 from ..losses import linear_ramp, soft_cross_entropy, uda_consistency
 from ..models.layers import frozen_bn_statistics, make_noise_replayable, noise_mode
+from ..options import DROPOUT, MOMENTUM, POSITIVE, STEPS, UNIT, WEIGHT, Choice
 from ..registry import METHODS
 from .base import Method, flat, fused_forward, resolve_steps, learning_rate, upcast
-from .pseudo_label import check_label_kind, teacher_targets
+from .pseudo_label import LABEL_KINDS, check_label_kind, teacher_targets
 
 FEEDBACK_MODES = ("expected", "dot", "cosine", "loss_diff", "none")
 # Which view of x_u the teacher labels: the student's own (the strong view when there is one,
@@ -91,6 +92,12 @@ def dropout_option(rate: Optional[float]) -> dict:
 @METHODS.register("meta_pseudo_labels")
 class MetaPseudoLabels(Method):
     name = "meta_pseudo_labels"
+    option_ranges = {"labels": Choice(*LABEL_KINDS), "feedback": Choice(*FEEDBACK_MODES), "feedback_weight": WEIGHT,
+                     "baseline_decay": MOMENTUM, "teacher_lr": POSITIVE, "supervised_weight": WEIGHT,
+                     "student_labeled_weight": WEIGHT, "uda_weight": WEIGHT, "uda_temperature": POSITIVE,
+                     "uda_threshold": UNIT, "uda_ramp_steps": STEPS, "label_smoothing": UNIT,
+                     "label_view": Choice(*LABEL_VIEWS), "student_wait_steps": STEPS, "finetune_steps": STEPS,
+                     "finetune_lr": POSITIVE, "teacher_dropout": DROPOUT, "student_dropout": DROPOUT}
     # Phases are host branches between compiled pieces, the ramp and the rates are device data
     # (compile_step); sampled labels and the moving baseline are not (capture_blocker).
     capturable = True

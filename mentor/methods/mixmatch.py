@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..augment import mixup
 from ..errors import ConfigError
 from ..losses import linear_ramp, sharpen, soft_cross_entropy
+from ..options import POSITIVE, STEPS, WEIGHT
 from ..registry import METHODS
 from .base import Method, StepOutput, resolve_steps, upcast
 
@@ -67,6 +68,7 @@ def check_mixmatch_options(temperature: float, mixup_alpha: float, unlabeled_wei
 @METHODS.register("mixmatch")
 class MixMatch(Method):
     name = "mixmatch"
+    option_ranges = {"temperature": POSITIVE, "mixup_alpha": POSITIVE, "unlabeled_weight": WEIGHT, "ramp_steps": STEPS}
     strong_view = "unused"
     second_view = True  # K = 2 augmentations of each unlabeled example
     makes_pseudo_labels = True  # dist_align / debias apply to the label guess

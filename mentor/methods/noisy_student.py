@@ -48,6 +48,7 @@ from ..losses import soft_cross_entropy
 from ..models.layers import set_stochastic_depth
 from ..models.predict import predict
 from ..pseudo_labels import LabelShards, filter_and_balance, read_labels, select_streamed
+from ..options import COUNT, DROPOUT, STEPS, UNIT, WEIGHT, Choice
 from ..registry import METHODS
 from .base import Method, fused_forward, resolve_steps
 
@@ -63,6 +64,9 @@ def pool_fingerprint(indices) -> str:
 @METHODS.register("noisy_student")
 class NoisyStudent(Method):
     name = "noisy_student"
+    option_ranges = {"teacher_steps": STEPS, "labels": Choice(*LABEL_KINDS), "threshold": UNIT, "per_class": COUNT,
+                     "unlabeled_weight": WEIGHT, "student_dropout": DROPOUT, "stochastic_depth": DROPOUT}
+    unranged_options = ("pseudo_labels", "student_options", "teacher_options")
     strong_view = "optional"
     draws_own_unlabeled = True  # from the filtered, balanced selection, noised by the run's strong view
     view_seed_offset = 19

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import linear_ramp, soft_cross_entropy
+from ..options import COUNT, STEPS, WEIGHT, Choice, Range
 from ..registry import METHODS
 from .base import Method, StepOutput, resolve_steps, upcast
 from .mixmatch import mix_batches
@@ -51,6 +52,8 @@ def oversample(x: torch.Tensor, y: torch.Tensor, minimum: int):
 @METHODS.register("online_pseudo_label")
 class OnlinePseudoLabel(Method):
     name = "online_pseudo_label"
+    option_ranges = {"labels": Choice(*LABEL_KINDS), "mixup_alpha": Range(0), "min_labeled": COUNT,
+                     "unlabeled_weight": WEIGHT, "start_steps": STEPS, "ramp_steps": STEPS}
     strong_view = "unused"
     smoke_hparams = {"start_steps": 0}  # the conformance suite's runs are 6 steps long
     makes_pseudo_labels = True  # dist_align / debias apply to the model's labels

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import softmax_mse
+from ..options import STEPS, WEIGHT
 from ..registry import METHODS
 from .base import StepOutput, fused_forward
 from .consistency import ConsistencyMethod
@@ -24,6 +25,7 @@ from .consistency import ConsistencyMethod
 @METHODS.register("pi_model")
 class PiModel(ConsistencyMethod):
     name = "pi_model"
+    option_ranges = {"consistency_weight": WEIGHT, "ramp_steps": STEPS}
     strong_view = "unused"
     second_view = True
 

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
+from ..options import STEPS, Choice
 from ..registry import METHODS
-from .base import Method, upcast
+from .base import Method, resolve_steps, upcast
 
 LABEL_KINDS = ("argmax", "sample", "soft")
 
@@ -41,6 +42,7 @@ def check_label_kind(kind: str) -> None:
 @METHODS.register("pseudo_label")
 class PseudoLabel(Method):
     name = "pseudo_label"
+    option_ranges = {"teacher_steps": STEPS, "labels": Choice(*LABEL_KINDS)}
     strong_view = "unused"  # the student learns the clean (weak) view
 
     def __init__(self, model_factory, num_classes, seed=0, teacher_steps: Optional[int] = None,
@@ -60,7 +62,9 @@ class PseudoLabel(Method):
         super().setup(total_steps)
         if self.teacher_steps is None:
             self.teacher_steps = total_steps // 2  # half the budget each, unless told otherwise
-            self.hparams["teacher_steps"] = self.teacher_steps
+        else:
+            self.teacher_steps = resolve_steps("teacher_steps", self.teacher_steps, total_steps)
+        self.hparams["teacher_steps"] = self.teacher_steps
         if not 0 <= self.teacher_steps <= total_steps:
             raise ConfigError(f"teacher_steps={self.teacher_steps} must lie in 0..{total_steps}")
 

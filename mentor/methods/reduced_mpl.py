@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.predict import predict
+from ..options import COUNT, STEPS
 from ..registry import METHODS
 from .base import resolve_steps, upcast
 from .meta_pseudo_labels import MetaPseudoLabels, dropout_option
@@ -74,6 +75,8 @@ class TeacherChain(nn.Module):
 @METHODS.register("reduced_mpl")
 class ReducedMetaPseudoLabels(MetaPseudoLabels):
     name = "reduced_mpl"
+    option_ranges = {"large_teacher_steps": STEPS, "reduced_hidden": COUNT, "reduced_layers": COUNT}
+    unranged_options = ("large_teacher_options",)
     needs_pool_in_memory = "precomputes the large teacher's predictions on every example of the pool"
     capturable = False  # see capture_blocker
     # The conformance suite's 6-step runs: 2 steps for the large teacher, then MPL with T'.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..options import Choice
 from ..registry import METHODS
 from .fixmatch import FixMatch
 
@@ -30,6 +31,7 @@ def kl_to(target_probs, logits):
 @METHODS.register("refixmatch")
 class ReFixMatch(FixMatch):
     name = "refixmatch"
+    option_ranges = {"kl_on": Choice(*KL_ON)}
     capturable = False  # not yet checked against eager under --capture
 
     def __init__(self, model_factory, num_classes, seed=0, kl_on: str = "unconfident", **options):

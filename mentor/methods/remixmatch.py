@@ -38,6 +38,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..losses import linear_ramp, sharpen, soft_cross_entropy
 from ..models.layers import classifier_layer, features_and_logits
+from ..options import COUNT, POSITIVE, STEPS, WEIGHT
 from ..registry import METHODS
 from .alignment import ClassMarginal, align_distribution
 from .base import Method, StepOutput, resolve_steps, upcast
@@ -56,6 +57,8 @@ def rotate_each(x: torch.Tensor, generator: torch.Generator):
 @METHODS.register("remixmatch")
 class ReMixMatch(Method):
     name = "remixmatch"
+    option_ranges = {"temperature": POSITIVE, "mixup_alpha": POSITIVE, "strong_views": COUNT, "unlabeled_weight": WEIGHT,
+                     "unmixed_weight": WEIGHT, "rotation_weight": WEIGHT, "ramp_steps": STEPS}
     strong_view = "required"
     view_seed_offset = 23
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import sharpen
+from ..options import POSITIVE
 from ..registry import METHODS
 from .base import StepOutput, fused_forward
 from .flexmatch import FlexMatch
@@ -27,6 +28,7 @@ from .refixmatch import kl_to
 @METHODS.register("sequencematch")
 class SequenceMatch(FlexMatch):
     name = "sequencematch"
+    option_ranges = {"target_temperature": POSITIVE}
     medium_view = True
 
     def __init__(self, model_factory, num_classes, seed=0, target_temperature: float = 0.5, **options):

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..losses import soft_cross_entropy
 from ..models.layers import projection_head
+from ..options import COUNT, MOMENTUM, POSITIVE, UNIT, WEIGHT
 from ..registry import METHODS
 from .base import Method, StepOutput, fused_features_and_logits, head_per_view
 
@@ -45,6 +46,8 @@ def unfold_and_aggregate(probs, weak_similarity, bank_labels, temperature: float
 @METHODS.register("simmatch")
 class SimMatch(Method):
     name = "simmatch"
+    option_ranges = {"threshold": UNIT, "temperature": POSITIVE, "alpha": UNIT, "proj_dim": COUNT,
+                     "bank_momentum": MOMENTUM, "unlabeled_weight": WEIGHT, "instance_weight": WEIGHT}
     strong_view = "required"
     makes_pseudo_labels = True
     pseudo_label_defaults = {"dist_align": "uniform", "dist_align_window": 32}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from ..options import MOMENTUM, POSITIVE, WEIGHT
 from ..registry import METHODS
 from .fixmatch import FixMatch
 
@@ -43,6 +44,7 @@ def truncated_gaussian(confidence: torch.Tensor, mu: torch.Tensor, variance: tor
 @METHODS.register("softmatch")
 class SoftMatch(FixMatch):
     name = "softmatch"
+    option_ranges = {"momentum": MOMENTUM, "n_sigma": POSITIVE, "unlabeled_weight": WEIGHT}
     capturable = False
     smoke_hparams = {}  # a soft weight: every example contributes from the first step
     pseudo_label_defaults = {"dist_align": "uniform", "dist_align_window": 0, "dist_align_momentum": 0.99}

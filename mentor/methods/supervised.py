@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from ..options import UNIT
 from ..registry import METHODS
 from .base import Method, StepOutput
 
@@ -10,6 +11,7 @@ from .base import Method, StepOutput
 @METHODS.register("supervised")
 class Supervised(Method):
     name = "supervised"
+    option_ranges = {"label_smoothing": UNIT}
     uses_unlabeled = False
     strong_view = "unused"
     capturable = True  # one loss, no phase or ramp: the step is the same graph every time

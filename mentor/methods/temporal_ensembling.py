@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, check_unit_interval
+from ..options import MOMENTUM, STEPS, WEIGHT
 from ..registry import METHODS
 from .base import StepOutput, fused_forward
 from .consistency import ConsistencyMethod
@@ -26,6 +27,7 @@ from .consistency import ConsistencyMethod
 @METHODS.register("temporal_ensembling")
 class TemporalEnsembling(ConsistencyMethod):
     name = "temporal_ensembling"
+    option_ranges = {"ensemble_decay": MOMENTUM, "consistency_weight": WEIGHT, "ramp_steps": STEPS}
     needs_pool_in_memory = "keeps a running prediction for every example of the pool"
     strong_view = "unused"
 

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import linear_ramp, uda_consistency
+from ..options import POSITIVE, STEPS, UNIT, WEIGHT, Choice
 from ..registry import METHODS
-from .base import Method, StepOutput, fused_forward
+from .base import Method, StepOutput, fused_forward, resolve_steps
 
 TSA_SCHEDULES = ("none", "linear", "log", "exp")
 
@@ -39,6 +40,8 @@ def tsa_threshold(schedule: str, progress: float, num_classes: int) -> float:
 @METHODS.register("uda")
 class UDA(Method):
     name = "uda"
+    option_ranges = {"temperature": POSITIVE, "threshold": UNIT, "unlabeled_weight": WEIGHT, "ramp_steps": STEPS,
+                     "tsa": Choice(*TSA_SCHEDULES), "label_smoothing": UNIT}
     strong_view = "required"
     # The conformance suite trains a few steps only: no sharpened prediction reaches 0.8 by then.
     smoke_hparams = {"threshold": 0.0}
@@ -59,6 +62,11 @@ class UDA(Method):
         self.tsa = tsa
         self.label_smoothing = label_smoothing
         self.models["model"] = model_factory()
+
+    def setup(self, total_steps):
+        super().setup(total_steps)
+        self.ramp_steps = resolve_steps("ramp_steps", self.ramp_steps, total_steps)
+        self.hparams["ramp_steps"] = self.ramp_steps
 
     def loss(self, batch):
         logits_l, logits_weak, logits_strong = fused_forward(

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..losses import entropy, kl_divergence
 from ..models.layers import frozen_bn_statistics
+from ..options import COUNT, POSITIVE, WEIGHT
 from ..registry import METHODS
 from .base import Method, StepOutput
 
@@ -37,6 +38,8 @@ def _normalise(d: torch.Tensor) -> torch.Tensor:
 @METHODS.register("vat")
 class VAT(Method):
     name = "vat"
+    option_ranges = {"epsilon": POSITIVE, "xi": POSITIVE, "power_iterations": COUNT, "unlabeled_weight": WEIGHT,
+                     "entropy_weight": WEIGHT}
     strong_view = "unused"
 
     def __init__(self, model_factory, num_classes, seed=0, epsilon: float = 6.0, xi: float = 1e-3,

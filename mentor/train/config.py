@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..data.splits import NOISE_KINDS, PROTOCOLS
 from ..errors import ConfigError
+from ..registry import METHODS
 from .schedule import SCHEDULES
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
@@ -127,6 +128,8 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.warmup_steps < 0 or self.eval_every < 0:
             raise ConfigError("warmup_steps and eval_every must be >= 0")
+        if self.method in METHODS:  # each option's type and declared range, before any work
+            METHODS.get(self.method).check_hparams(dict(self.method_options or {}))
         return self
 
     def to_dict(self) -> dict:
