@@ -4,6 +4,8 @@ choice rule regrets least.
     python bench/fit_best.py run digits-s0 wine-s0 ... [--jobs 2]   # each problem: one mentor compare
     python bench/fit_best.py rules                                   # the rules' regrets over every problem run
     python bench/fit_best.py summary                                 # every entry's test accuracy and time
+    python bench/fit_best.py deliver [PROBLEM ...]                   # --deliver refit against bag
+    python bench/fit_best.py trees [PROBLEM ...]                     # the forests at 100 and 300 trees
 
 Each problem is one `mentor compare` with every default entry (DEFAULT_METHODS and
 DEFAULT_BASELINES), the `autogluon` entry (AutoGluon-Tabular, medium_quality, 60 s per cell,
@@ -16,7 +18,10 @@ goes to bench/results/fit_best/PROBLEM.md. Problems:
 - SST-2 sentence embeddings with 20 and 100 labels (bench/sst2.py's files, strong noise 0.3);
 - a Fashion-MNIST table: 1,000 labeled rows (100 a class) and 10,000 unlabeled ones of the
   official training set, 784 pixel columns, the official test set as --test-path (made once
-  under bench/.fmnist-table from /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist).
+  under bench/.fmnist-table from /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist);
+- kernlab's tables spam, musk, ticdata and promotergene (Debian's r-cran-kernlab, read with PyPI's
+  rdata) at 10 labels a class, the other rows unlabeled but a seeded labeled test file (made once
+  under bench/.kernlab).
 
 `rules` reads every problem's compare.json (and those of bench/compare.py's fmnist1000-noaug and
 mismatch study, each of whose settings counts, where they were run) and gives, for each choice rule of
@@ -93,6 +98,55 @@ def fashion_table() -> list:
     return ["--dataset", "table", "--data-path", train, "--target", "label", "--test-path", test]
 
 
+KERNLAB = "/usr/lib/R/site-library/kernlab/data"
+# name -> (the data set's target column, test rows held out): 10 labels a class, the rest unlabeled
+KERNLAB_TABLES = {"spam": ("type", 1000), "musk": ("Class", 150), "ticdata": ("CARAVAN", 2000),
+                  "promotergene": ("Class", 40)}
+
+
+def kernlab_table(name: str, per_class: int = 10) -> list:
+    """One of kernlab's tables (Debian's r-cran-kernlab, read with rdata) as a user's CSVs: a seeded
+    ``per_class`` labels a class, the other training rows unlabeled, and a labeled test file.
+    Categorical columns are one-hot encoded (promotergene's bases; ticdata's coded factors as
+    their codes, since they are ordered levels)."""
+    import pandas as pd
+    import rdata
+
+    target, n_test = KERNLAB_TABLES[name]
+    folder = os.path.join("bench", ".kernlab", name)
+    train, test = os.path.join(folder, "train.csv"), os.path.join(folder, "test.csv")
+    if not os.path.exists(test):
+        frame = rdata.read_rda(os.path.join(KERNLAB, f"{name}.rda"))[name]
+        y = frame.pop(target).astype(str).to_numpy()
+        nominal = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+                   and not frame[c].cat.ordered and not pd.api.types.is_numeric_dtype(frame[c].cat.categories)]
+        frame = pd.get_dummies(frame, columns=nominal, dtype=float)
+        for c in frame.columns:
+            if isinstance(frame[c].dtype, pd.CategoricalDtype):
+                frame[c] = frame[c].cat.codes
+        frame.columns = [f"f{i}" for i in range(frame.shape[1])]
+        x = frame.astype(float).to_numpy()
+        rng = np.random.default_rng(0)
+        order = rng.permutation(len(y))
+        held, rest = order[:n_test], order[n_test:]
+        labeled = np.concatenate([rng.choice(rest[y[rest] == c], per_class, replace=False) for c in np.unique(y)])
+        unlabeled = np.setdiff1d(rest, labeled)
+        os.makedirs(folder, exist_ok=True)
+        header = ",".join([*frame.columns, "label"])
+
+        def write(path, rows, with_labels):
+            with open(path + ".tmp", "w") as f:
+                f.write(header + "\n")
+                for i in rows:
+                    f.write(",".join(f"{v:g}" for v in x[i]) + f",{y[i] if with_labels(i) else ''}\n")
+            os.replace(path + ".tmp", path)
+
+        keep = set(labeled.tolist())
+        write(train, np.concatenate([labeled, unlabeled]), lambda i: i in keep)
+        write(test, held, lambda i: True)
+    return ["--dataset", "table", "--data-path", train, "--target", "label", "--test-path", test]
+
+
 PROBLEMS = {
     **{f"digits-s{s}": (lambda s=s: ["--dataset", "digits", "--num-labeled", "50", "--seed", str(s)]) for s in range(3)},
     **{f"wine-s{s}": (lambda s=s: ["--dataset", "wine", "--num-labeled", "15", "--seed", str(s)]) for s in range(3)},
@@ -101,6 +155,7 @@ PROBLEMS = {
     "sst2-20": lambda: sst2(20),
     "sst2-100": lambda: sst2(100),
     "fmnist-table": fashion_table,
+    **{f"{name}-10": (lambda name=name: kernlab_table(name)) for name in KERNLAB_TABLES},
 }
 
 
@@ -237,9 +292,74 @@ def summary() -> str:
     return text
 
 
+def deliveries(problems) -> str:
+    """Refit against bag, for the ensemble (rule ensemble) and for the best single entry on
+    validation (rule validation): each delivered with --fit-best --deliver refit and bag into the
+    comparison's folder (its cells are kept: only the delivery runs), its test accuracy read back."""
+    from compare import record
+
+    header = ["problem", "ensemble: refit", "ensemble: bag", "single entry", "single: refit", "single: bag"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    wins = {"ensemble": [], "single": []}
+    for problem in problems:
+        out = os.path.join(RUNS, problem)
+        if not os.path.exists(os.path.join(out, "compare.json")):
+            continue
+        figures, single = {}, None
+        for rule, kind in (("ensemble", "ensemble"), ("validation", "single")):
+            for how in ("refit", "bag"):
+                record(["compare", *PROBLEMS[problem](), *entries(), "--fit-best", "--deliver", how, "--choice-rule",
+                        rule, "--out", out, "--jobs", "2", "--resume", "--no-progress"])
+                result = json.load(open(os.path.join(out, "compare.json")))
+                figures[kind, how] = result["best"]["test_accuracy"]
+                single = single or (result["best"]["label"] if kind == "single" else None)
+            wins[kind].append(figures[kind, "refit"] - figures[kind, "bag"])
+        lines.append(f"| {problem} | {100 * figures['ensemble', 'refit']:.1f} | {100 * figures['ensemble', 'bag']:.1f} "
+                     f"| {single} | {100 * figures['single', 'refit']:.1f} | {100 * figures['single', 'bag']:.1f} |")
+    lines.append("| **mean refit - bag** | " + " | ".join(
+        [f"**{100 * statistics.mean(wins['ensemble']):+.2f}**" if wins["ensemble"] else "–", "", "",
+         f"**{100 * statistics.mean(wins['single']):+.2f}**" if wins["single"] else "–", ""]) + " |")
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(RESULTS, "deliver.md"), "w") as f:
+        f.write(f"{time.strftime('%Y-%m-%d')}, `python bench/fit_best.py deliver`\n\n{text}\n")
+    return text
+
+
+FORESTS = ["random_forest", "extra_trees", "random_forest:n_estimators=300", "extra_trees:n_estimators=300"]
+
+
+def trees(problems) -> str:
+    """The forests at 100 and 300 trees on every problem's splits: validation (5 folds) and test."""
+    from compare import record, resume_flag
+
+    header = ["problem", *[f"{f.split(':')[0]} {300 if ':' in f else 100} trees: val / test" for f in FORESTS]]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    gains = {"val": [], "test": []}
+    for problem in problems:
+        out = os.path.join(RUNS, f"trees-{problem}")
+        record(["compare", *PROBLEMS[problem](), "--methods", "supervised", *FORESTS, "--out", out, "--jobs", "2",
+                *resume_flag(out), "--no-progress"])
+        rows = {r["label"]: r for r in json.load(open(os.path.join(out, "compare.json")))["tables"]["all"]["rows"]}
+        cells = [problem]
+        for forest in FORESTS:
+            cells.append(f"{100 * rows[forest]['val']['accuracy']:.1f} / {100 * rows[forest]['test_accuracy']:.1f}")
+        for small, large in zip(FORESTS[:2], FORESTS[2:]):
+            gains["val"].append(rows[large]["val"]["accuracy"] - rows[small]["val"]["accuracy"])
+            gains["test"].append(rows[large]["test_accuracy"] - rows[small]["test_accuracy"])
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(f"| **mean 300 - 100** | validation {100 * statistics.mean(gains['val']):+.2f}, "
+                 f"test {100 * statistics.mean(gains['test']):+.2f} (both forests) | | | |")
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(RESULTS, "trees.md"), "w") as f:
+        f.write(f"{time.strftime('%Y-%m-%d')}, `python bench/fit_best.py trees`\n\n{text}\n")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["run", "rules", "summary"])
+    parser.add_argument("what", choices=["run", "rules", "summary", "deliver", "trees"])
     parser.add_argument("problems", nargs="*", help=f"default: every problem ({', '.join(PROBLEMS)})")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
@@ -248,11 +368,18 @@ def main() -> None:
     if args.what in ("rules", "summary"):
         (rules if args.what == "rules" else summary)()
         return
+    os.makedirs(RESULTS, exist_ok=True)
     unknown = [p for p in args.problems if p not in PROBLEMS]
     if unknown:
         parser.error(f"unknown problem(s) {', '.join(unknown)}; choose from {', '.join(PROBLEMS)}")
-    for problem in args.problems or list(PROBLEMS):
-        run(problem, args.jobs)
+    problems = args.problems or list(PROBLEMS)
+    if args.what == "deliver":
+        deliveries(problems)
+    elif args.what == "trees":
+        trees(problems)
+    else:
+        for problem in problems:
+            run(problem, args.jobs)
 
 
 if __name__ == "__main__":

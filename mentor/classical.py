@@ -185,3 +185,47 @@ def read_json(path: str) -> Optional[dict]:
     if not os.path.exists(path):
         return None
     return read_json_file(path)
+
+
+# What identifies an ensemble member: the digest of its model file (a network's checkpoint, named
+# as mentor.train.CHECKPOINT, or a classical model), recorded in ensemble.json and checked on load.
+MEMBER_MODEL_FILES = ("checkpoint.pt", MODEL_FILE)
+
+
+def member_identity(folder: str) -> dict:
+    """{"model_file", "sha256"} of a member folder's model file."""
+    from .files import file_digest
+
+    for name in MEMBER_MODEL_FILES:
+        if os.path.exists(os.path.join(folder, name)):
+            return {"model_file": name, "sha256": file_digest(os.path.join(folder, name))}
+    raise CheckpointError(f"{folder} holds no model file ({' or '.join(MEMBER_MODEL_FILES)})")
+
+
+def check_ensemble(listing: dict, run_dir: str) -> List[float]:
+    """The members' weights, once ensemble.json is checked: weights finite, >= 0 and summing to 1,
+    and each member's model file the one delivered (where its digest was recorded); a
+    CheckpointError naming the problem otherwise."""
+    members = listing.get("members") if isinstance(listing, dict) else None
+    if not members or not all(isinstance(m, dict) and "folder" in m and "weight" in m for m in members):
+        raise CheckpointError(f"{run_dir}/{ENSEMBLE_FILE} lists no members (each needs a folder and a weight): "
+                              "a damaged ensemble; deliver it again with mentor compare --fit-best")
+    try:
+        weights = [float(m["weight"]) for m in members]
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{run_dir}/{ENSEMBLE_FILE}: a member weight is not a number") from None
+    bad = [f"{m['folder']} ({w!r})" for m, w in zip(members, weights) if not np.isfinite(w) or w < 0]
+    if bad:
+        raise CheckpointError(f"{run_dir}/{ENSEMBLE_FILE}: member weights must be >= 0; {', '.join(bad)}")
+    if abs(sum(weights) - 1.0) > 1e-6:
+        raise CheckpointError(f"{run_dir}/{ENSEMBLE_FILE}: member weights sum to {sum(weights):.6g}, not 1")
+    for member in members:
+        if "sha256" not in member:  # delivered before members' identities were recorded
+            continue
+        folder = os.path.join(run_dir, member["folder"])
+        found = member_identity(folder) if os.path.isdir(folder) else None
+        if found != {"model_file": member.get("model_file"), "sha256": member["sha256"]}:
+            raise CheckpointError(f"{folder}: not the member that was delivered (its {member.get('model_file')} "
+                                  "differs from the one ensemble.json records); put back the delivered files, or "
+                                  "deliver the ensemble again with mentor compare --fit-best")
+    return weights

@@ -55,6 +55,8 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
     add("--seed", type=int, help="seed of the run (default 0)")
     add("--split-seed", type=int, help="seed of the labeled split (default: --seed)")
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--no-input-check", dest="check_inputs", action="store_false",
+        help="--resume without checking the inputs against the run's inputs.json (e.g. a run that has none)")
     add("--batch-size", type=int, help=f"labeled examples per step (default {d.batch_size})")
     add("--unlabeled-batch-size", type=int, help=f"unlabeled examples per step (default {d.unlabeled_batch_size})")
     add("--optimizer", choices=OPTIMIZERS)
@@ -113,6 +115,7 @@ def config_from_args(args) -> "TrainConfig":
     given.pop("command", None)
     given.pop("debug", None)
     given.pop("resume", None)
+    given.pop("check_inputs", None)
     settings = preset_settings(given.pop("preset")) if "preset" in given else {}
     for flag, key in (("hp", "method_options"), ("model_hp", "model_options"), ("data_hp", "dataset_options")):
         if flag in given:
@@ -149,7 +152,8 @@ def cmd_train(args) -> int:
     from .train import distributed, train
 
     config = config_from_args(args)
-    summary, is_main = distributed.run(lambda: train(config, resume=getattr(args, "resume", False)))
+    summary, is_main = distributed.run(lambda: train(config, resume=getattr(args, "resume", False),
+                                                     check_inputs=getattr(args, "check_inputs", True)))
     if not is_main:
         return 0
     keys = ("method", "dataset", "final_test_accuracy", "final_ema_test_accuracy", "median_last_test_accuracy",
@@ -161,7 +165,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .train import load_run
 
-    trainer = load_run(args.run_dir, device=args.device)
+    trainer = load_run(args.run_dir, device=args.device, check_inputs=args.check_inputs)
     print(json.dumps({"step": trainer.step, **trainer.evaluate()}, indent=2))
     return 0
 
@@ -198,7 +202,7 @@ def cmd_pseudo_label(args) -> int:
 
     manifest, is_main = distributed.run(lambda: pseudo_label_run(
         args.run_dir, args.out, data=args.data, batch_size=args.batch_size, shard_size=args.shard_size,
-        device=args.device, progress=not args.no_progress))
+        device=args.device, progress=not args.no_progress, check_inputs=args.check_inputs))
     if is_main:
         print(json.dumps(manifest, indent=2))
     return 0
@@ -246,7 +250,7 @@ def cmd_noisy_student(args) -> int:
 
 
 COMPARE_FLAGS = ("methods", "seeds", "folds", "jobs", "baselines", "unlabeled_fraction", "class_mismatch",
-                 "labeled_classes", "fit_best", "choice_rule")
+                 "labeled_classes", "fit_best", "choice_rule", "deliver")
 
 
 def cmd_compare(args) -> int:
@@ -265,7 +269,7 @@ def cmd_compare(args) -> int:
                      jobs=own["jobs"], resume=resume, baselines=baselines,
                      unlabeled_fractions=own["unlabeled_fraction"], class_mismatch=own["class_mismatch"],
                      labeled_classes=own["labeled_classes"], fit_best=own["fit_best"], progress=config.progress,
-                     rule=own["choice_rule"], log=say)
+                     rule=own["choice_rule"], deliver=own["deliver"], log=say)
     print(format_tables(result))
     if result.get("best"):
         print("\n" + best_line(result["best"]))
@@ -281,7 +285,8 @@ def say(text: str) -> None:
 def best_line(best: dict) -> str:
     """What --fit-best delivered, in one line."""
     how = {"network": "trained on every label", "classical": "fitted on every label",
-           "ensemble": "its members' fold models, as validated"}[best.get("kind", "network")]
+           "ensemble": "every member refitted on every label, at its validated weight"
+           if best.get("deliver") == "refit" else "the fold models, as validated"}[best.get("kind", "network")]
     return (f"--fit-best: {best['label']} ({how}): {best['folder']} (mentor predict / mentor export / mentor report "
             "take it)" + (f"; {best['note']}" if best.get("note") else ""))
 
@@ -316,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="re-evaluate a run folder's checkpoint on its test split")
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-input-check", dest="check_inputs", action="store_false",
+                   help="do not check the run's inputs against its inputs.json (e.g. a run that has none)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("predict", help="a run's predictions on new inputs, as CSV (class and probabilities)")
     p.add_argument("run_dir")
@@ -346,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=65536, help="examples per shard file")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-input-check", dest="check_inputs", action="store_false",
+                   help="do not check the run's inputs against its inputs.json (e.g. a run that has none)")
     p.set_defaults(func=cmd_pseudo_label)
     p = sub.add_parser("shards", help="write WebDataset tar shards (and a manifest: counts per class, image sizes, "
                        "checksums) from a built-in dataset, an image folder, a .npz/.npy array or a CSV; resumable")
@@ -404,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deliver the choice into OUT/best: a network trained on every label, a classical baseline "
                         "fitted on every label, or the ensemble of fold models (mentor predict / export / report "
                         "take it)")
+    p.add_argument("--deliver", choices=("refit", "bag"),
+                   help="with --fit-best: refit (the choice fitted on every label; an ensemble: each member refitted, "
+                        "at its validated weights) or bag (its fold models as validated, averaged); default: "
+                        "what measured best for ensembles and for single entries (see docs/compare.md)")
     p.add_argument("--choice-rule", choices=CHOICE_RULES,
                    help="how the choice is made on validation: validation (the best single entry), significant "
                         "(the best whose interval over supervised excludes zero, else the best of supervised and "

@@ -159,13 +159,22 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         columns = getattr(X, "columns", None)
         if columns is None:
             raise ValueError("label= names a column of a pandas DataFrame; X is not one (pass y instead)")
+        repeated = sorted({str(c) for c in columns[columns.duplicated()]})
+        if repeated:
+            raise ValueError(f"X has several columns named {', '.join(map(repr, repeated))}; give each column its "
+                             "own name (the label column, the features and predict's columns are found by name)")
         if label not in columns:
             raise ValueError(f"label={label!r} is not a column of X; its columns: {', '.join(map(str, columns))}")
         raw = X[label].to_numpy(dtype=object)
         empty = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
                           for v in raw], dtype=bool)
         y = raw.copy()
+        # Integer labels in a column with empty cells come as floats (pandas has no NaN int): they are classes.
+        if all(isinstance(v, (float, np.floating)) and float(v).is_integer() for v in y[~empty]):
+            y[~empty] = [int(v) for v in y[~empty]]
         y[empty] = self.unlabeled
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in y):
+            y = y.astype(np.int64)  # integer classes as numbers, as a plain y would be
         from pandas.api.types import is_numeric_dtype  # X is a DataFrame here: pandas is installed
 
         features = X.drop(columns=[label])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Dict
 
 import numpy as np
@@ -99,6 +100,11 @@ def raw_inputs(x, spec: dict, run_dir: str) -> torch.Tensor:
                         f"{detail}; got shape {tuple(t.shape)}")
     if t.is_floating_point() and not torch.isfinite(t).all():
         raise DataError("inputs hold NaN or infinite values")
+    if spec["kind"] == "image" and t.is_floating_point() and len(t) and float(t.max()) > 1.5:
+        # Legal but likely a mistake: float images are taken as [0, 1], uint8 ones as 0-255.
+        warnings.warn(f"float images with values up to {float(t.max()):g}: the model of {run_dir} takes float "
+                      "images in [0, 1] (uint8 images in 0-255); divide by 255 or pass uint8 if these are 0-255 "
+                      "pixels", UserWarning, stacklevel=3)
     return t
 
 
@@ -226,7 +232,7 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
     from .train.config import TrainConfig
     from .train.ema import SyncFreeEMA
 
-    from .classical import ENSEMBLE_FILE, MODEL_FILE, load_model_file
+    from .classical import ENSEMBLE_FILE, MODEL_FILE, check_ensemble, load_model_file
 
     path = os.path.join(run_dir, CHECKPOINT)
     device = resolve_device(device)  # before anything is read: a device this machine lacks is said as such
@@ -243,9 +249,9 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
                                   _read_json(os.path.join(run_dir, INFERENCE)), run_dir)
     if delivered:
         listing = _read_json(os.path.join(run_dir, ENSEMBLE_FILE))
+        weights = check_ensemble(listing, run_dir)
         members = [load_model(os.path.join(run_dir, m["folder"]), device=device) for m in listing["members"]]
-        return EnsemblePredictor(members, [float(m["weight"]) for m in listing["members"]],
-                                 _read_json(os.path.join(run_dir, INFERENCE)), run_dir)
+        return EnsemblePredictor(members, weights, _read_json(os.path.join(run_dir, INFERENCE)), run_dir)
     if not os.path.exists(path):
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT} (nor a classical model or an ensemble): is it a "
                               "finished mentor run?")
@@ -258,7 +264,7 @@ def load_model(run_dir: str, model: str = "auto", device: str = "cpu"):
     else:  # runs from before inference.json: rebuild it from the run's dataset
         from .train import load_run
 
-        spec = load_run(run_dir, device="cpu").inference_spec()
+        spec = load_run(run_dir, device="cpu", check_inputs=False).inference_spec()  # older than inputs.json too
     net_input = [spec["embedding"]["dim"]] if spec.get("embedding") else spec["input_shape"]
     factory = ModelFactory(config.model, net_input, spec["num_classes"], load_weights=False,
                            **config.model_options)
@@ -404,7 +410,7 @@ def read_rows(paths, spec: dict, progress: bool = True) -> tuple:
     them (searched at any depth; the keys are the files' paths), each decoded to the shape the
     model takes. Otherwise (and for a path holding no image file) one path, as read_inputs reads
     it, keyed by row number."""
-    from .data.sources.folders import decode_images, image_files
+    from .data.sources.folders import IMAGE_SUFFIXES, decode_images, image_files
 
     paths = [paths] if isinstance(paths, str) else list(paths)
     if spec["kind"] == "image" and any(os.path.isdir(p) or not p.endswith(DATA_FILES) for p in paths):
@@ -417,6 +423,8 @@ def read_rows(paths, spec: dict, progress: bool = True) -> tuple:
         if files:
             channels, height, width = spec["input_shape"]
             return decode_images(files, channels, (height, width), progress), files
+        if spec["dataset"] == "image_folder" and os.path.isdir(paths[0]):  # not a dataset path of another kind
+            raise DataError(f"{paths[0]} holds no image file to predict ({', '.join(IMAGE_SUFFIXES)}, at any depth)")
     if len(paths) != 1:
         raise DataError(f"predict takes one input file for this run (a {spec['kind']} model); got {len(paths)}: "
                         "several inputs are for image runs (image files and folders)")
@@ -434,11 +442,14 @@ def read_inputs(path: str, spec: dict) -> np.ndarray:
     a .npz archive (its ``x``, else ``x_test``), or the path of the run's own dataset kind (a CIFAR
     archive, ...: its test split). Image files and folders: read_rows."""
     from .data.sources import load_dataset
+    from .data.sources.builtin import read_npz
     from .data.sources.tables import parse_features, read_table
 
     if not os.path.exists(path):
         raise DataError(f"input file not found: {path}")
     if spec["dataset"] == "text" and not path.endswith((".npy", ".npz")):
+        if os.path.isdir(path):
+            raise DataError(f"{path} is a folder: a run on text predicts the sentences of one file (one a line)")
         from .data.sources.text import embed
 
         with open(path, encoding="utf-8") as f:  # "label<TAB>sentence" (the label is ignored) or a sentence a line
@@ -455,17 +466,30 @@ def read_inputs(path: str, spec: dict) -> np.ndarray:
         order = [header.index(c) for c in columns]
         return parse_features(columns, [[row[i] for i in order] for row in rows], -1, path)
     if path.endswith(".npy"):
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise DataError(f"{path} is not a .npy array (as np.save writes): damaged, or another kind of file")
         try:
             return np.load(path, allow_pickle=False)
         except ValueError as exc:
-            raise DataError(f"cannot read {path} as a .npy array: {exc}") from None
+            raise DataError(f"cannot read {path} as a .npy array of numbers: {exc}") from None
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as archive:
-            for key in ("x", "x_test"):
-                if key in archive.files:
-                    return archive[key]
-            raise DataError(f"{path} holds {sorted(archive.files)}; predict reads its 'x' (or 'x_test') array")
-    return load_dataset(spec["dataset"], path).x_test
+        arrays = read_npz(path)
+        for key in ("x", "x_test"):
+            if key in arrays:
+                return arrays[key]
+        raise DataError(f"{path} holds {sorted(arrays)}; predict reads its 'x' (or 'x_test') array")
+    if spec["dataset"] in ("table", "npz"):  # rows come from files of the kinds above, not a dataset path
+        what = "a folder" if os.path.isdir(path) else f"a {os.path.splitext(path)[1] or 'extension-less'} file"
+        raise DataError(f"{path} is {what}: the model of this run ({spec['dataset']}) predicts rows of a "
+                        f"{', '.join(DATA_FILES)} file")
+    stored = load_dataset(spec["dataset"], path).x_test
+    scaling = spec.get("feature_scaling")
+    if scaling:  # the loader's stored features are scaled; the predictor takes raw ones (Preprocess)
+        shape = (1, *spec["input_shape"])
+        stored = stored * np.asarray(scaling["std"], np.float32).reshape(shape) + \
+            np.asarray(scaling["mean"], np.float32).reshape(shape)
+    return stored
 
 
 def write_predictions(path: str, predictor: Predictor, x, keys=None) -> int:

@@ -17,7 +17,7 @@ from mentor.cli import main
 from mentor.compare import compare
 from mentor.compare.baselines import AutoGluonClassifier, fit_baseline, gradient_boosting_leaf
 from mentor.compare.ensemble import greedy_selection, nested_optimism
-from mentor.compare.stats import choose
+from mentor.compare.stats import choose, smallest_detectable
 from mentor.errors import CheckpointError, ConfigError
 from mentor.train import TrainConfig
 
@@ -126,10 +126,64 @@ def test_the_ensemble_is_scored_as_it_is_delivered(tmp_path):
     # the delivered model (every member's fold models, weighted) gives the test figure compare reported
     model = mentor.load_model(os.path.join(out, "best"))
     ds = load_digits(seed=0)
-    assert np.mean(model.predict(ds.x_test) == ds.y_test) == pytest.approx(rows["ensemble"]["test_accuracy"])
+    raw = ds.x_test * 16  # the 0-16 pixel counts: the model scales them itself (inference.json)
+    assert np.mean(model.predict(raw) == ds.y_test) == pytest.approx(rows["ensemble"]["test_accuracy"])
     assert len(model.members) == 3 * len(table["ensemble"]["members"])
     summary = json.load(open(os.path.join(out, "best", "summary.json")))
     assert summary["final_test_accuracy"] == pytest.approx(rows["ensemble"]["test_accuracy"])
+    # ensemble.json is checked on load: weights >= 0 summing to 1, each member the one delivered
+    import shutil
+
+    listing = json.load(open(os.path.join(out, "best", "ensemble.json")))
+    assert all(len(m["sha256"]) == 64 for m in listing["members"])
+
+    def tampered(name, change):
+        folder = tmp_path / name
+        shutil.copytree(os.path.join(out, "best"), folder)
+        edited = json.loads(json.dumps(listing))
+        change(edited, folder)
+        json.dump(edited, open(folder / "ensemble.json", "w"))
+        return str(folder)
+
+    def negative(e, _):
+        e["members"][0]["weight"] -= 1.0
+        e["members"][1]["weight"] += 1.0
+
+    def doubled(e, _):
+        e["members"][0]["weight"] *= 2
+
+    def swapped(e, folder):
+        files = [folder / m["folder"] / m["model_file"] for m in e["members"]]
+        other = next(f for f in files[1:] if f.name == files[0].name and f.read_bytes() != files[0].read_bytes())
+        shutil.copy(other, files[0])
+
+    with pytest.raises(CheckpointError, match="member weights must be >= 0"):
+        mentor.load_model(tampered("negative", negative))
+    with pytest.raises(CheckpointError, match="member weights sum to"):
+        mentor.load_model(tampered("doubled", doubled))
+    with pytest.raises(CheckpointError, match="not the member that was delivered"):
+        mentor.load_model(tampered("swapped", swapped))
+    # --deliver refit: each member fitted on every label (OUT/refit/ENTRY), at its validated weight
+    refit = compare(config, methods=["supervised", "logistic_regression", "random_forest"], folds=3, out=out,
+                    progress=False, fit_best=True, rule="ensemble", deliver="refit")
+    assert refit["best"]["kind"] == "ensemble" and refit["best"]["deliver"] == "refit"
+    model = mentor.load_model(os.path.join(out, "best"))
+    members = table["ensemble"]["members"]
+    assert len(model.members) == len(members) and model.weights == pytest.approx([m["weight"] for m in members])
+    alone = [mentor.load_model(os.path.join(out, "refit", m["entry"])) for m in members]
+    np.testing.assert_allclose(model.predict_proba(raw), sum(m["weight"] * a.predict_proba(raw)
+                                                             for m, a in zip(members, alone)), atol=1e-6)
+    assert np.mean(model.predict(raw) == ds.y_test) == pytest.approx(refit["best"]["test_accuracy"])
+    # --deliver bag for a single entry: its fold models at equal weights
+    bag = compare(config, methods=["supervised", "logistic_regression", "random_forest"], folds=3, out=out,
+                  progress=False, fit_best=True, rule="validation", deliver="bag")
+    chosen = bag["tables"]["all"]["chosen"]
+    model = mentor.load_model(os.path.join(out, "best"))
+    assert bag["best"]["kind"] == "ensemble" and model.weights == pytest.approx([1 / 3] * 3)
+    folds = [mentor.load_model(os.path.join(out, "cells", "all", chosen, f"seed0-fold{k}")) for k in range(3)]
+    np.testing.assert_allclose(model.predict_proba(raw), np.mean([f.predict_proba(raw) for f in folds], axis=0),
+                               atol=1e-6)
+    assert np.mean(model.predict(raw) == ds.y_test) == pytest.approx(bag["best"]["test_accuracy"])
 
 
 def test_an_ensemble_of_a_network_and_a_classical_model_exports_to_one_onnx_graph(tmp_path):
@@ -209,6 +263,12 @@ def test_the_choice_rules_choose_as_written():
                                                  "validation+ensemble": 0.0})
     with pytest.raises(ValueError, match="unknown choice rule"):
         choose(rows, "supervised", "luck")
+    # validation+ensemble: a tie, or a lead under the resolution (50 held-out labels: 4 examples, 8
+    # points), goes to the ensemble; a lead the labels can show goes to the single entry
+    assert smallest_detectable(50) == 4
+    for fixmatch, chosen in ((0.80, "ensemble"), (0.87, "ensemble"), (0.89, "fixmatch")):
+        rows[1]["val"]["accuracy"] = fixmatch
+        assert choose(rows, "supervised", "validation+ensemble")["chosen"] == chosen, fixmatch
 
 
 def test_estimator_auto_delivers_the_classical_model_when_it_wins(tmp_path):

@@ -79,6 +79,9 @@ def world(tmp_path_factory):
     np.savez(root / "nan.npz", x_train=nan, y_train=y, x_test=x[:6], y_test=y[:6])
     np.savez(root / "shapes.npz", x_train=x, y_train=y, x_test=x[:6, :3], y_test=y[:6])
     write(str(root / "notnpz.npz"), "not a zip")
+    write(str(root / "random.npz"), bytes(np.random.default_rng(1).integers(0, 256, 500, np.uint8)), "wb")
+    write(str(root / "random.npy"), bytes(np.random.default_rng(2).integers(0, 256, 500, np.uint8)), "wb")
+    np.savez(root / "gapped.npz", x_train=x, y_train=y * 100, x_test=x[:6], y_test=y[:6] * 100)  # labels 0, 100, 200
     np.save(root / "rows.npy", x[:5, :2])
     np.save(root / "wide.npy", x[:5])
     np.save(root / "nanrows.npy", np.array([[np.nan, 1.0]], np.float32))
@@ -100,6 +103,8 @@ def world(tmp_path_factory):
     images(str(root / "testclasses" / "train" / "dog"))
     images(str(root / "testclasses" / "test" / "cow"))
     images(str(root / "testclasses" / "test" / "dog"))
+    images(str(root / "single" / "cat"))
+    images(str(root / "single" / "dog"), count=1)
     images(str(root / "zero" / "cat"))
     images(str(root / "zero" / "dog"))
     write(str(root / "zero" / "dog" / "empty.png"), "")
@@ -130,6 +135,9 @@ def world(tmp_path_factory):
         lines = f.readlines()
     write(str(root / "torn_middle" / "metrics.jsonl"), '{"step": 2, "te\n' + "".join(lines[1:]))
     os.makedirs(root / "not_a_run")
+    shutil.copytree(w["run"], root / "no_inputs_run")
+    os.remove(root / "no_inputs_run" / "inputs.json")
+    write(str(root / "delivered" / "model.skops"), "")  # what --fit-best leaves for a classical choice
     w["digits_run"] = str(root / "digits_run")
     assert main(["train", *DIGITS, "--out", w["digits_run"]]) == 0
     yield w
@@ -268,7 +276,21 @@ CASES = [
     ("npz-shapes", ["train", "--dataset", "npz", "--data-path", f"{T}/shapes.npz", "--out", f"{T}/o1"],
      "x_test rows have shape (3,) but x_train rows have (4,)"),
     ("npz-not-zip", ["train", "--dataset", "npz", "--data-path", f"{T}/notnpz.npz", "--out", f"{T}/o1"],
-     "cannot read"),
+     "is not a .npz archive"),
+    ("npz-random-bytes", ["train", "--dataset", "npz", "--data-path", f"{T}/random.npz", "--out", f"{T}/o1"],
+     "is not a .npz archive"),
+    ("npz-gapped-labels", ["train", "--dataset", "npz", "--data-path", f"{T}/gapped.npz", "--out", f"{T}/o1"],
+     "the labels are 0, 100, 200 \\(3 distinct values\\), but classes are numbered 0..C-1"),
+    ("table-folder", ["train", *TABLE, "--data-path", f"{T}/photos", "--out", f"{T}/o1"],
+     "photos is a folder: a table is one"),
+    ("method-negative-weight", ["train", *DIGITS, *FIX, "--hp", "unlabeled_weight=-1", "--out", f"{T}/o1"],
+     "unlabeled_weight=-1: takes a number >= 0"),
+    ("method-fraction-for-int", ["train", *DIGITS, "--method", "simmatch", "--hp", "proj_dim=2.5", "--out", f"{T}/o1"],
+     "proj_dim=2.5: takes an integer >= 1"),
+    ("method-zero-temperature", ["train", *DIGITS, "--method", "sequencematch", "--hp", "target_temperature=0",
+                                 "--out", f"{T}/o1"], "target_temperature=0: takes a number > 0"),
+    ("resume-no-inputs", ["train", *TABLE, "--data-path", f"{T}/good.csv", "--steps", "6", "--resume", "--out",
+                          f"{T}/no_inputs_run"], "has no inputs.json.*--no-input-check"),
     # --- train: image folders ------------------------------------------------------------------
     ("folder-missing", ["train", "--dataset", "image_folder", "--data-path", f"{T}/nothere", "--out", f"{T}/o1"],
      "image folder not found"),
@@ -287,11 +309,15 @@ CASES = [
                           "size=abc", "--out", f"{T}/o1"], "size='abc': give the images' height and width"),
     ("folder-unlabeled-missing", ["train", "--dataset", "image_folder", "--data-path", f"{T}/photos",
                                   "--unlabeled-path", f"{T}/nothere", "--out", f"{T}/o1"],
-     "unlabeled image folder not found"),
+     "--unlabeled-path .*nothere: no such folder"),
+    ("folder-unlabeled-file", ["train", "--dataset", "image_folder", "--data-path", f"{T}/photos",
+                               "--unlabeled-path", f"{T}/afile", "--out", f"{T}/o1"], "a file, not a folder"),
+    ("folder-single-image-class", ["train", "--dataset", "image_folder", "--data-path", f"{T}/single",
+                                   "--out", f"{T}/o1"], "class\\(es\\) dog/ have a single example"),
     ("folder-test-classes", ["train", "--dataset", "image_folder", "--data-path", f"{T}/testclasses",
                              "--out", f"{T}/o1"], "test/ has classes \\['cow', 'dog'\\] but train/ has"),
     ("folder-zero-byte", ["train", "--dataset", "image_folder", "--data-path", f"{T}/zero", "--out", f"{T}/o1"],
-     "cannot read image file .*empty.png"),
+     "empty.png is empty \\(0 bytes\\)"),
     # --- train: shards -------------------------------------------------------------------------
     ("shards-no-test", ["train", "--dataset", "shards", "--data-path", f"{T}/nothere.json", "--out", f"{T}/o1"],
      "needs --test-path"),
@@ -302,6 +328,8 @@ CASES = [
     ("eval-not-a-run", ["eval", f"{T}/not_a_run"], "checkpoint not found"),
     ("eval-corrupt", ["eval", f"{T}/corrupt_run"], "is corrupt or not a mentor checkpoint"),
     ("eval-cuda", ["eval", RUN, "--device", "cuda"], "no CUDA device"),
+    ("eval-no-inputs", ["eval", f"{T}/no_inputs_run"], "has no inputs.json.*--no-input-check"),
+    ("eval-delivered", ["eval", f"{T}/delivered"], "holds a classical model that mentor compare --fit-best delivered"),
     ("eval-foreign-checkpoint", ["eval", f"{T}/foreign_run"], "written by another run"),
     # --- predict ---------------------------------------------------------------------------------
     ("predict-missing-run", ["predict", f"{T}/nothere", "--data", f"{T}/new.csv", "--out", f"{T}/p.csv"],
@@ -316,6 +344,14 @@ CASES = [
      "takes inputs of shape \\(n, 2\\)"),
     ("predict-npy-nan", ["predict", RUN, "--data", f"{T}/nanrows.npy", "--out", f"{T}/p.csv"], "NaN or infinite"),
     ("predict-npz-no-x", ["predict", RUN, "--data", f"{T}/nox.npz", "--out", f"{T}/p.csv"], "reads its 'x'"),
+    ("predict-npz-random", ["predict", RUN, "--data", f"{T}/random.npz", "--out", f"{T}/p.csv"],
+     "is not a .npz archive"),
+    ("predict-npy-random", ["predict", RUN, "--data", f"{T}/random.npy", "--out", f"{T}/p.csv"],
+     "is not a .npy array"),
+    ("predict-notes", ["predict", RUN, "--data", f"{T}/notes.txt", "--out", f"{T}/p.csv"],
+     "notes.txt is a .txt file: the model of this run \\(table\\) predicts rows of a .csv"),
+    ("predict-folder-for-table", ["predict", RUN, "--data", f"{T}/photos", "--out", f"{T}/p.csv"],
+     "photos is a folder: the model of this run"),
     ("predict-out-folder", ["predict", RUN, "--data", f"{T}/new.csv", "--out", f"{T}/not_a_run"],
      "is a folder; give a file name"),
     ("predict-out-under-file", ["predict", RUN, "--data", f"{T}/new.csv", "--out", f"{T}/afile/p.csv"],
@@ -397,6 +433,8 @@ CASES = [
                                     "--out", f"{T}/c4"], "unlabeled_fraction must be in (0, 1]"),
     ("compare-method-option", ["compare", *DIGITS, "--methods", "fixmatch:threshold=abc", "--out", f"{T}/c5"],
      "threshold='abc': takes a number"),
+    ("compare-method-range", ["compare", *DIGITS, "--methods", "freematch:fairness_weight=-1", "--out", f"{T}/c5"],
+     "--methods freematch: fairness_weight=-1: takes a number >= 0"),
     ("compare-table-dup", ["compare", *TABLE, "--data-path", f"{T}/dup.csv", "--out", f"{T}/c6"],
      "header names 'f0' more than once"),
 ]
@@ -573,3 +611,93 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
     state = load_checkpoint(os.path.join(out, "checkpoint.pt"))
     assert all(torch.isfinite(t).all() for t in state["method"]["models"].values() if t.is_floating_point())
     assert "keeps its last good checkpoint (step" in err
+
+
+# --- the doors that took bad input silently or named the wrong cause --------------------------------
+def test_a_run_without_inputs_json_goes_on_only_when_told(world, capsys):
+    folder = os.path.join(world["tmp"], "no_inputs_run")
+    assert main(["eval", folder, "--no-input-check"]) == 0
+    assert '"test_accuracy"' in capsys.readouterr().out
+    args = ["train", "--dataset", "table", "--data-path", world["csv"], "--target", "y", "--steps", "4",
+            "--eval-every", "2", "--ema-decay", "0.9", "--out", folder, "--no-progress"]  # as the run was made
+    assert main(args + ["--resume"]) == 2
+    assert main(args + ["--resume", "--no-input-check"]) == 0
+
+
+def test_a_refused_compare_leaves_nothing_in_out(world, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("the case is a machine without CUDA")
+    out = os.path.join(world["tmp"], "c_cuda")
+    assert main(["compare", *DIGITS, "--device", "cuda", "--methods", "supervised", "--out", out]) == 2
+    assert not os.path.exists(out)
+    assert main(["compare", *DIGITS, "--methods", "fixmatch:unlabeled_weight=-1", "--out", out]) == 2
+    assert not os.path.exists(out)
+    capsys.readouterr()
+
+
+def test_fit_best_takes_the_same_file_named_relatively(tmp_path, monkeypatch, capsys):
+    csv = write(str(tmp_path / "rows.csv"), table())
+    out = str(tmp_path / "cmp")
+    args = ["--dataset", "table", "--target", "y", "--steps", "3", "--methods", "supervised", "--folds", "2",
+            "--no-progress"]
+    assert main(["compare", *args, "--data-path", csv, "--out", out]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", *args, "--data-path", "rows.csv", "--out", "cmp", "--fit-best"]) == 0, \
+        capsys.readouterr().err
+    assert os.path.isdir(os.path.join(out, "best"))
+
+
+def test_a_builtin_run_takes_its_raw_inputs_at_predict(world):
+    """digits' loader divides the 0-16 pixel counts by 16; inference.json keeps that scaling, so the
+    delivered model takes raw pixels and predicts as the run evaluates."""
+    import mentor
+    from sklearn.datasets import load_digits
+
+    from mentor.train import load_run
+
+    trainer = load_run(world["digits_run"], device="cpu")
+    spec = json.load(open(os.path.join(world["digits_run"], "inference.json")))
+    assert spec["feature_scaling"]["std"] == [16.0] * 64
+    model = trainer.method.eval_model().eval()
+    with torch.no_grad():
+        want = model(trainer.views.eval(trainer.x_eval)).argmax(-1).numpy()
+    raw = trainer.x_eval.numpy() * 16
+    assert raw.max() > 2 and set(np.unique(np.round(raw))) <= set(range(17))  # the 0-16 counts load_digits gives
+    assert (mentor.load_model(world["digits_run"]).predict(raw) == want).all()
+    wine_like = load_digits().data[:3]
+    assert mentor.load_model(world["digits_run"]).predict(wine_like).shape == (3,)
+
+
+def test_image_predict_names_an_empty_folder_and_notes_0_255_floats(world, tmp_path):
+    import mentor
+    from mentor.errors import DataError
+    from mentor.inference import read_rows
+
+    run = str(tmp_path / "image_run")
+    assert main(["train", "--dataset", "image_folder", "--data-path", os.path.join(world["tmp"], "photos"),
+                 "--model", "small_cnn", "--steps", "2", "--eval-every", "2", "--out", run, "--no-progress"]) == 0
+    spec = json.load(open(os.path.join(run, "inference.json")))
+    with pytest.raises(DataError, match="empty_folder holds no image file to predict"):
+        read_rows([os.path.join(world["tmp"], "empty_folder")], spec)
+    model = mentor.load_model(run)
+    pixels = np.full((2, *spec["input_shape"]), 200, np.uint8)
+    with pytest.warns(UserWarning, match="float images with values up to 200.*divide by 255"):
+        as_float = model.predict_proba(pixels.astype(np.float32))
+    np.testing.assert_allclose(model.predict_proba(pixels.astype(np.float32) / 255), model.predict_proba(pixels),
+                               atol=1e-6)
+    assert as_float.shape == (2, 2)
+
+
+def test_the_dataframe_door_takes_integer_labels_with_empty_cells_and_names_repeated_columns(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from mentor import SemiSupervisedClassifier
+
+    path = write(str(tmp_path / "ints.csv"), "f0,f1,target\n" + "".join(
+        f"{i % 3 + 0.1 * i:.2f},{(i * 7) % 5},{i % 3 if i < 18 else ''}\n" for i in range(30)))
+    frame = pd.read_csv(path)
+    assert frame["target"].dtype.kind == "f"  # pandas reads integers with empty cells as floats
+    clf = SemiSupervisedClassifier(method="supervised", steps=5).fit(frame, label="target")
+    assert clf.classes_.tolist() == [0, 1, 2]
+    repeated = pd.DataFrame(np.zeros((4, 3)), columns=["a", "a", "target"])
+    with pytest.raises(ValueError, match="several columns named 'a'"):
+        SemiSupervisedClassifier(method="supervised", steps=5).fit(repeated, label="target")

@@ -232,9 +232,11 @@ def test_a_changed_shard_set_is_refused_on_resume(shard_dir, tmp_path):
     write_shards(rows(x), copy, "pool", shard_size=30, progress=False)  # pool-000000.tar rewritten
     with pytest.raises(ConfigError, match="inputs of the run in .* changed since it was made: unlabeled_path"):
         Trainer(shard_config(copy, out=str(tmp_path / "run"))).fit(resume=True)
-    os.remove(os.path.join(tmp_path, "run", "inputs.json"))  # a run from before inputs.json: the pool's own check
-    with pytest.raises(CheckpointError, match="shards of the unlabeled pool changed"):
+    os.remove(os.path.join(tmp_path, "run", "inputs.json"))  # refused by name, unless told: then the pool's own check
+    with pytest.raises(ConfigError, match="has no inputs.json.*--no-input-check"):
         Trainer(shard_config(copy, out=str(tmp_path / "run"))).fit(resume=True)
+    with pytest.raises(CheckpointError, match="shards of the unlabeled pool changed"):
+        Trainer(shard_config(copy, out=str(tmp_path / "run"))).fit(resume=True, check_inputs=False)
 
 
 def test_methods_that_hold_the_whole_pool_refuse_a_streamed_one(shard_dir):

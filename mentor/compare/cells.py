@@ -186,11 +186,13 @@ def _dataset_for(config: TrainConfig) -> ArrayDataset:
     return _DATASETS[key]
 
 
-def run_cell(cell: Cell, config: TrainConfig, with_test: bool) -> dict:
+def run_cell(cell: Cell, config: TrainConfig, with_test: bool, dataset: Optional[ArrayDataset] = None) -> dict:
+    """The cell's record: trained (or fitted) now, or as a finished one left it. ``dataset``: the
+    in-memory data, else the config's (loaded once per process)."""
     done = read_cell(config.out)
     if done is not None:
         return done
-    dataset = _dataset_for(config)
+    dataset = dataset if dataset is not None else _dataset_for(config)
     if cell.entry.baseline:
         return baseline_cell(cell, config, dataset, with_test)
     return train_cell(cell, config, dataset, with_test)

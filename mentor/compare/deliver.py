@@ -4,9 +4,12 @@ mentor export and mentor report open like a run folder:
 
 - classical: model.skops (no pickle), inference.json (the raw inputs it takes: a table's columns
   and scaling, class names), config.json, split.json;
-- ensemble: ensemble.json (each member folder and its weight), inference.json, members/ENTRY/
-  seedS-foldF/ (each a cell's folder as compare left it: a network run folder or a classical
-  one);
+- ensemble (--deliver bag): ensemble.json (each member folder, its weight and the digest of its
+  model file), inference.json, members/ENTRY/seedS-foldF/ (each a cell's folder as compare left
+  it: a network run folder or a classical one); a single entry delivered as a bag is the same,
+  with one entry's fold models at equal weights;
+- ensemble (--deliver refit): the same with members/ENTRY/all-labels/, each member refitted on
+  every label (OUT/refit/ENTRY, a cell of no fold), at the weights it was validated with;
 - both: model.json (what it is, its validation figures), summary.json and test_predictions.npz
   (its test-split predictions, for the report's confusion matrix).
 """
@@ -15,15 +18,15 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..classical import (ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO, TEST_PREDICTIONS, as_features, describe, probabilities,
-                         read_json)
+from ..classical import (ENSEMBLE_FILE, MODEL_FILE, MODEL_INFO, TEST_PREDICTIONS, as_features, describe,
+                         member_identity, probabilities, read_json)
 from ..files import write_atomically, write_json_atomically
 from ..train import CHECKPOINT, INFERENCE, TrainConfig
-from .cells import fit_classical
+from .cells import fit_classical, read_predictions
 
 # A cell folder's files that make its model (the rest: metrics, predictions, the cell's record)
 MODEL_FILES = (CHECKPOINT, MODEL_FILE, INFERENCE, "config.json", "split.json")
@@ -68,37 +71,85 @@ def deliver_classical(folder: str, entry, config: TrainConfig, dataset, validati
     return {"test_accuracy": info["final_test_accuracy"], "estimator": info["estimator"]}
 
 
-def deliver_ensemble(folder: str, out: str, description: dict, records: Dict[str, Dict[tuple, dict]], built,
-                     seed: int, validation: dict) -> dict:
+def _member_place(cell: str) -> str:
+    """Where a fold cell's model goes in a delivered folder: members/ENTRY/seedS-foldF."""
+    return os.path.join("members", *cell.split("/")[1:])
+
+
+def deliver_weighted(folder: str, sources, info: dict, test: Optional[tuple]) -> dict:
+    """A weighted average of model folders into ``folder``: ``sources`` are (source folder, its
+    place in ``folder``, entry, weight) with weights summing to 1; each member's model files are
+    linked there and its identity recorded in ensemble.json. ``test``: (true classes, the
+    average's predicted classes) on the test split, or None; ``info``: model.json's figures."""
     _fresh(folder)
-    cells = [tuple(k) for k in description["cells"]]
-    members = []
-    spec = None
-    for member in description["members"]:
-        for key in cells:
-            name = records[member["entry"]][key]["cell"]
-            source = os.path.join(out, "cells", name)
-            relative = os.path.join("members", *name.split("/")[1:])
-            target = os.path.join(folder, relative)
-            os.makedirs(target, exist_ok=True)
-            for file in MODEL_FILES:
-                if os.path.exists(os.path.join(source, file)):
-                    _link_or_copy(os.path.join(source, file), os.path.join(target, file))
-            if spec is None:
-                spec = {k: v for k, v in read_json(os.path.join(source, INFERENCE)).items() if k in INPUT_KEYS}
-            members.append({"folder": relative, "entry": member["entry"], "weight": member["weight"] / len(cells)})
+    members, spec = [], None
+    for source, relative, entry, weight in sources:
+        target = os.path.join(folder, relative)
+        os.makedirs(target, exist_ok=True)
+        for file in MODEL_FILES:
+            if os.path.exists(os.path.join(source, file)):
+                _link_or_copy(os.path.join(source, file), os.path.join(target, file))
+        if spec is None:
+            spec = {k: v for k, v in read_json(os.path.join(source, INFERENCE)).items() if k in INPUT_KEYS}
+        members.append({"folder": relative, "entry": entry, "weight": weight, **member_identity(target)})
     write_json_atomically(os.path.join(folder, INFERENCE), spec)
     write_json_atomically(os.path.join(folder, ENSEMBLE_FILE), {"format": 1, "members": members})
+    accuracy = _write_test(folder, *test) if test is not None else None
+    info = {**info, "final_test_accuracy": accuracy}
+    write_json_atomically(os.path.join(folder, "summary.json"), info)
+    write_json_atomically(os.path.join(folder, MODEL_INFO), info)  # written last: the folder is complete
+    return {"test_accuracy": accuracy}
+
+
+def deliver_ensemble(folder: str, out: str, description: dict, records: Dict[str, Dict[tuple, dict]], built,
+                     seed: int, validation: dict) -> dict:
+    """The ensemble as validated: every member's fold models (seed ``seed``'s), weighted."""
+    cells = [tuple(k) for k in description["cells"]]
+    sources = [(os.path.join(out, "cells", records[m["entry"]][key]["cell"]),
+                _member_place(records[m["entry"]][key]["cell"]), m["entry"], m["weight"] / len(cells))
+               for m in description["members"] for key in cells]
     ensemble_records, predictions, _ = built
     first = next(r for k, r in sorted(ensemble_records.items()) if k[0] == seed)
     p = predictions[first["cell"]]
-    test = _write_test(folder, p.get("test_true"), p.get("test_pred"))
-    info = {"kind": "ensemble", "entry": "ensemble", "members": description["members"], "cells": description["cells"],
-            "validation": validation, "optimism": description.get("optimism"), "final_test_accuracy": test,
+    test = (p["test_true"], p["test_pred"]) if "test_true" in p else None
+    info = {"kind": "ensemble", "entry": "ensemble", "deliver": "bag", "members": description["members"],
+            "cells": description["cells"], "validation": validation, "optimism": description.get("optimism"),
             "test_accuracy_note": f"seed {seed}'s fold models on the dataset's test split, never used for the choice"}
-    write_json_atomically(os.path.join(folder, "summary.json"), info)
-    write_json_atomically(os.path.join(folder, MODEL_INFO), info)
-    return {"test_accuracy": test}
+    return deliver_weighted(folder, sources, info, test)
 
 
-__all__ = ["deliver_classical", "deliver_ensemble"]
+def deliver_bag(folder: str, out: str, label: str, records: Dict[tuple, dict], seed: int, validation: dict,
+                kind: str) -> dict:
+    """A single entry as validated: its fold models of seed ``seed``, averaged with equal weights."""
+    keys = sorted(k for k in records if k[0] == seed)
+    names = [records[k]["cell"] for k in keys]
+    sources = [(os.path.join(out, "cells", name), _member_place(name), label, 1.0 / len(names)) for name in names]
+    parts = [read_predictions(os.path.join(out, "cells", name)) for name in names]
+    test = None
+    if all("test_proba" in p for p in parts) and len(parts[0]["test_true"]):
+        test = (parts[0]["test_true"], np.mean([p["test_proba"] for p in parts], axis=0).argmax(1))
+    info = {"kind": "ensemble", "entry": label, "deliver": "bag", "entry_kind": kind,
+            "members": [{"entry": label, "weight": 1.0}], "cells": [list(k) for k in keys], "validation": validation,
+            "test_accuracy_note": f"seed {seed}'s fold models on the dataset's test split, never used for the choice"}
+    return deliver_weighted(folder, sources, info, test)
+
+
+def deliver_refit_ensemble(folder: str, refits: Dict[str, Tuple[str, dict]], description: dict,
+                           validation: dict) -> dict:
+    """The ensemble with every member refitted on every label (as AutoGluon's refit_full), with the
+    weights it was validated with. ``refits``: entry -> (its refitted cell's folder, its predictions)."""
+    members = description["members"]
+    sources = [(refits[m["entry"]][0], os.path.join("members", os.path.basename(refits[m["entry"]][0]), "all-labels"),
+                m["entry"], m["weight"]) for m in members]
+    parts = [(m["weight"], refits[m["entry"]][1]) for m in members]
+    test = None
+    if all("test_proba" in p for _, p in parts) and len(parts[0][1]["test_true"]):
+        test = (parts[0][1]["test_true"], sum(w * p["test_proba"] for w, p in parts).argmax(1))
+    info = {"kind": "ensemble", "entry": "ensemble", "deliver": "refit", "members": members,
+            "validation": validation, "optimism": description.get("optimism"),
+            "test_accuracy_note": "every member refitted on every label, on the dataset's test split, never used "
+                                  "for the choice"}
+    return deliver_weighted(folder, sources, info, test)
+
+
+__all__ = ["deliver_bag", "deliver_classical", "deliver_ensemble", "deliver_refit_ensemble", "deliver_weighted"]

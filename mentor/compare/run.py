@@ -27,12 +27,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from ..data import ArrayDataset
 from ..files import write_json_atomically
-from ..data.fingerprint import check_unchanged, input_fingerprint
+from ..data.fingerprint import INPUT_OPTIONS, check_unchanged, input_fingerprint
 from ..errors import ConfigError
+from ..options import resolve_device
 from ..train import RESUME_FREE, TrainConfig, Trainer, load_configured_dataset, prepare_data
 from .baselines import check_installed, seconds_per_cell
-from .deliver import deliver_classical, deliver_ensemble
-from .cells import available_cores, fit_classical, prepare_folder, read_cell, read_predictions, remember_dataset, run_cells
+from .deliver import deliver_bag, deliver_classical, deliver_ensemble, deliver_refit_ensemble
+from .cells import (available_cores, fit_classical, prepare_folder, read_cell, read_predictions, remember_dataset,
+                    run_cell, run_cells)
 from .output import pct, write_report
 from .plan import FEATURE_NOISE, Cell, Entry, Setting, make_cells, resolve_entries, study_settings
 from . import ensemble
@@ -45,6 +47,10 @@ SETTINGS_FILE = "compare-settings.json"
 # significant 2.21; as compare computes regret: 1.32, 1.15, 2.34, 2.79).
 CHOICE_RULE = "validation+ensemble"
 RESULT_FILE = "compare.json"
+# What --fit-best delivers: "refit", the choice fitted on every label (an ensemble: each member
+# refitted, with its validated weights), or "bag", its fold models as validated, averaged.
+DELIVERIES = ("refit", "bag")
+DELIVER = {"ensemble": "bag", "single": "refit"}
 BOOTSTRAP = 4000
 # Seconds a worker process takes to start (spawn, import torch and mentor): 3.4 s measured on 2 cores
 WORKER_START = 3.5
@@ -55,7 +61,8 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
             dataset: Optional[ArrayDataset] = None, baselines: Optional[Sequence[str]] = None,
             unlabeled_fractions: Optional[Sequence[float]] = None, class_mismatch: Optional[Sequence[float]] = None,
             labeled_classes: Optional[Sequence[int]] = None, fit_best: bool = False, test: bool = True,
-            progress: bool = True, log: Optional[Callable[[str], None]] = None, rule: Optional[str] = None) -> dict:
+            progress: bool = True, log: Optional[Callable[[str], None]] = None, rule: Optional[str] = None,
+            deliver: Optional[str] = None) -> dict:
     """Runs (or resumes) a comparison and returns what compare.json holds. ``config`` gives
     every training setting (its method and seed are the cells'); ``dataset`` in-memory arrays
     instead of config.dataset; ``folds`` 0 trains on every label and scores the test split only
@@ -81,7 +88,10 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     rule = rule or CHOICE_RULE
     if rule not in CHOICE_RULES:
         raise ConfigError(f"--choice-rule {rule!r}: choose one of {', '.join(CHOICE_RULES)}")
+    if deliver is not None and deliver not in DELIVERIES:
+        raise ConfigError(f"--deliver {deliver!r}: choose one of {', '.join(DELIVERIES)}")
     seeds = list(seeds) if seeds else [config.seed]
+    resolve_device(config.device)  # a device this machine lacks is refused before OUT holds anything
     if fit_best and (unlabeled_fractions or class_mismatch):
         raise ConfigError("--fit-best trains the choice on all the data; run it without --unlabeled-fraction and "
                           "--class-mismatch")
@@ -126,7 +136,8 @@ def compare(config: TrainConfig, methods: Optional[Sequence[str]] = None, seeds:
     result["settings"]["held_test"] = held_test
     result["estimated_seconds"] = None if estimate is None else round(estimate, 1)
     if fit_best:
-        result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log, ensembles["all"])
+        result["best"] = _fit_best(out, config, result, entries, seeds[0], features, dataset, log, ensembles["all"],
+                                   deliver)
     result["report"] = write_report(result, os.path.join(out, "report.html"))
     write_json_atomically(os.path.join(out, RESULT_FILE), result)
     return result
@@ -146,9 +157,22 @@ def _held_test_note(config: TrainConfig, loaded) -> Optional[str]:
             f"To train on every label, {own}, or keep fewer back (--data-hp test_fraction=0.1)")
 
 
+def _resolved_paths(config: dict) -> dict:
+    """The config with its input paths resolved: the same file named relatively or absolutely is
+    the same setting."""
+    options = dict(config.get("dataset_options") or {})
+    for key in INPUT_OPTIONS:
+        if isinstance(options.get(key), str):
+            options[key] = os.path.realpath(options[key])
+    path = config.get("data_path")
+    return {**config, "data_path": os.path.realpath(path) if isinstance(path, str) else path,
+            "dataset_options": options}
+
+
 def _fingerprint(config: TrainConfig, folds: int, test: bool, labeled_classes) -> dict:
     free = set(RESUME_FREE) | {"method", "method_options", "seed"}  # the cells' own
-    return {"config": {k: v for k, v in config.to_dict().items() if k not in free}, "folds": folds, "test": test,
+    return {"config": _resolved_paths({k: v for k, v in config.to_dict().items() if k not in free}),
+            "folds": folds, "test": test,
             "labeled_classes": list(labeled_classes) if labeled_classes else None,
             "inputs": input_fingerprint(config.data_path, config.dataset_options)}
 
@@ -167,6 +191,7 @@ def _claim_folder(out: str, config: TrainConfig, folds: int, test: bool, labeled
                               "study points may be added) or choose another --out")
         with open(path) as f:
             saved = json.load(f)
+        saved["config"] = _resolved_paths(saved["config"])
         diff = [f"{k}: {saved['config'].get(k)!r} then, {now['config'].get(k)!r} now"
                 for k in sorted(set(saved["config"]) | set(now["config"]))
                 if saved["config"].get(k) != now["config"].get(k)]
@@ -316,7 +341,8 @@ def _summarise(out, config, cells: List[Cell], entries: List[Entry], settings, s
             "cells": records, "tables": tables, "seconds": round(seconds, 1)}, ensembles
 
 
-def _fit_best(out, config, result, entries, seed, features, dataset, log, ensemble_of_all) -> dict:
+def _fit_best(out, config, result, entries, seed, features, dataset, log, ensemble_of_all,
+              deliver: Optional[str] = None) -> dict:
     """The choice on validation into OUT/best, ready for mentor predict / export / report: a network
     trained on every label (a run folder), a classical baseline fitted on every label (and the
     unlabeled rows where it uses them; model.skops), or the ensemble (its members' fold models as
@@ -329,28 +355,53 @@ def _fit_best(out, config, result, entries, seed, features, dataset, log, ensemb
     folder = os.path.join(out, "best")
     row = next(r for r in table["rows"] if r["label"] == label)
     validation = {k: row["val"].get(k) for k in ("accuracy", "interval", "difference", "difference_interval")}
+    records, built = ensemble_of_all
     if table.get("chosen_kind") == ensemble.LABEL:
-        log(f"--fit-best: the ensemble of {', '.join(m['entry'] for m in table['ensemble']['members'])} "
-            f"(their fold models, no retraining) into {folder}")
-        records, built = ensemble_of_all
-        info = deliver_ensemble(folder, out, table["ensemble"], records, built, seed, validation)
-        return {"label": label, "kind": "ensemble", "folder": os.path.abspath(folder), "validation": validation,
-                "members": table["ensemble"]["members"], "test_accuracy": info["test_accuracy"], "note": None}
+        how = deliver or DELIVER["ensemble"]
+        members = table["ensemble"]["members"]
+        names = ", ".join(m["entry"] for m in members)
+        if how == "bag":
+            log(f"--fit-best: the ensemble of {names} (their fold models, no retraining) into {folder}")
+            info = deliver_ensemble(folder, out, table["ensemble"], records, built, seed, validation)
+        else:
+            log(f"--fit-best: the ensemble of {names}, each member refitted on every label, into {folder}")
+            refits = {m["entry"]: _refit(out, next(e for e in entries if e.label == m["entry"]), config, seed,
+                                         features, dataset) for m in members}
+            info = deliver_refit_ensemble(folder, refits, table["ensemble"], validation)
+        return {"label": label, "kind": "ensemble", "deliver": how, "folder": os.path.abspath(folder),
+                "validation": validation, "members": members, "test_accuracy": info["test_accuracy"], "note": None}
     entry = next(e for e in entries if e.label == label)
+    if (deliver or DELIVER["single"]) == "bag":
+        log(f"--fit-best: {label}'s fold models (no retraining) into {folder}")
+        info = deliver_bag(folder, out, label, records[label], seed, validation,
+                           "classical" if entry.baseline else "network")
+        return {"label": label, "kind": "ensemble", "deliver": "bag", "folder": os.path.abspath(folder),
+                "validation": validation, "members": [{"entry": label, "weight": 1.0}],
+                "test_accuracy": info["test_accuracy"], "note": None}
     cell = Cell(Setting("all"), entry, seed=seed, fold=0, folds=0)
     best_config = cell.config(config, folder, features)
     if entry.baseline:
         log(f"--fit-best: fitting {label} on every label into {folder}")
         info = deliver_classical(folder, entry, best_config, dataset, validation)
-        return {"label": label, "kind": "classical", "folder": os.path.abspath(folder), "validation": validation,
+        return {"label": label, "kind": "classical", "deliver": "refit", "folder": os.path.abspath(folder),
+                "validation": validation,
                 "test_accuracy": info["test_accuracy"], "estimator": info["estimator"], "note": None}
     if _holds_other_model(folder, best_config):  # an earlier --fit-best chose something else
         shutil.rmtree(folder)
     resume = prepare_folder(folder)
     log(f"--fit-best: training {label} on every label into {folder}")
     summary = Trainer(best_config, dataset=dataset).fit(resume=resume)
-    return {"label": label, "kind": "network", "folder": os.path.abspath(folder), "validation": validation,
-            "steps": summary["steps"], "test_accuracy": summary["final_test_accuracy"], "note": None}
+    return {"label": label, "kind": "network", "deliver": "refit", "folder": os.path.abspath(folder),
+            "validation": validation, "steps": summary["steps"], "test_accuracy": summary["final_test_accuracy"], "note": None}
+
+
+def _refit(out: str, entry: Entry, config: TrainConfig, seed: int, features: bool, dataset) -> tuple:
+    """(folder, predictions) of ``entry`` fitted on every label of seed ``seed``: a cell of no
+    fold in OUT/refit/ENTRY, kept (and resumed) like any cell."""
+    cell = Cell(Setting("all"), entry, seed=seed, fold=0, folds=0)
+    folder = os.path.join(out, "refit", cell.name.split("/")[1])
+    run_cell(cell, cell.config(config, folder, features), with_test=True, dataset=dataset)
+    return folder, read_predictions(folder)
 
 
 def _holds_other_model(folder: str, config: TrainConfig) -> bool:

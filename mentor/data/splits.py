@@ -15,13 +15,20 @@ from .arrays import ArrayDataset
 TEST_FRACTION = 0.2
 
 
-def stratified_hold_out(y: np.ndarray, test_fraction: float, seed: int, what: str, remedy: str):
+def stratified_hold_out(y: np.ndarray, test_fraction: float, seed: int, what: str, remedy: str,
+                        class_names: Optional[Sequence] = None):
     """(train positions, test positions) into labels ``y``: a seeded stratified share for testing.
-    Errors name ``what`` is split and suggest ``remedy``."""
+    Errors name ``what`` is split (and the classes, by ``class_names`` where given) and suggest ``remedy``."""
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    values, counts = np.unique(y, return_counts=True)
+    single = [class_names[v] if class_names is not None else v for v in values[counts < 2].tolist()]
+    if single:
+        raise DataError(f"{what}: class(es) {', '.join(map(str, single[:5]))}{', ...' if len(single) > 5 else ''} "
+                        "have a single example, which cannot be both trained on and held out for a stratified test "
+                        f"split; {remedy}")
     try:
         train, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=y, random_state=seed)
     except ValueError as exc:

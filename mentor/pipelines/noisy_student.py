@@ -32,12 +32,13 @@ from ..train import RESUME_FREE, TrainConfig, Trainer, load_run
 
 
 def pseudo_label_run(run_dir: str, out: str, data: Optional[str] = None, batch_size: int = 1024,
-                     shard_size: int = 65536, device: str = "auto", progress: bool = True) -> dict:
+                     shard_size: int = 65536, device: str = "auto", progress: bool = True,
+                     check_inputs: bool = True) -> dict:
     """Label a pool with the model of a finished run (its evaluated model: the student for a
     teacher-student method), in eval mode on clean inputs. Without ``data`` the pool is the
     run's own unlabeled pool (what a `noisy_student` run on the same settings trains on);
     with ``data``, a .npy file of examples stored like the run's dataset."""
-    return label_with(load_run(run_dir, device=device), out, data, batch_size, shard_size, progress)
+    return label_with(load_run(run_dir, device=device, check_inputs=check_inputs), out, data, batch_size, shard_size, progress)
 
 
 def label_with(trainer: Trainer, out: str, data: Optional[str] = None, batch_size: int = 1024,

@@ -67,14 +67,20 @@ class RunFolder:
         """The run id inputs.json records (None for runs from before it)."""
         return read_json(self.path(INPUTS)).get("run_id") if os.path.exists(self.path(INPUTS)) else None
 
-    def bind(self, config) -> Optional[str]:
+    def bind(self, config, check_inputs: bool = True) -> Optional[str]:
         """The run id the folder's checkpoints must carry, once the inputs ``config`` names are
-        checked to be those the run recorded; None for runs from before inputs.json."""
+        checked to be those the run recorded. Without inputs.json nothing can be checked: refused,
+        unless ``check_inputs`` is False (--no-input-check; the run id is then None)."""
         if not os.path.exists(self.path(INPUTS)):
+            if check_inputs:
+                raise ConfigError(f"{self.out} has no {INPUTS}, so the inputs this run was trained on cannot be "
+                                  "checked (the file was removed, or the run is from before mentor recorded them); "
+                                  "pass --no-input-check (check_inputs=False in Python) to go on without the check")
             return None
         saved = read_json(self.path(INPUTS))
-        check_unchanged(saved.get("inputs", {}), inputs_of(config), f"the run in {self.out}",
-                        "Restore them, or train afresh into another --out")
+        if check_inputs:
+            check_unchanged(saved.get("inputs", {}), inputs_of(config), f"the run in {self.out}",
+                            "Restore them, or train afresh into another --out")
         return saved.get("run_id")
 
     def load_checkpoint(self, device) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..classical import ENSEMBLE_FILE, MODEL_FILE
 from ..data import ArrayDataset, Split
 from ..data.arrays import input_spec
 from ..data.pools import MemoryPool
@@ -165,14 +166,14 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         self.wall = float(state.get("wall", state["elapsed"]))  # checkpoints before 2026-12 lack it
 
-    def _prepare_out(self, resume: bool) -> None:
+    def _prepare_out(self, resume: bool, check_inputs: bool = True) -> None:
         if self.folder is None:
             if resume:
                 raise ConfigError("--resume needs --out, the folder of the run to continue")
             return
         self.folder.claim(resume)
         if resume:
-            self.bind_inputs()
+            self.bind_inputs(check_inputs)
             self._restore(self.folder.load_checkpoint(self.device))
             self.dist.barrier()  # every rank has read the checkpoint before rank 0 rewrites the metrics
             self.history = self.folder.metrics_until(self.step, rewrite=self.dist.is_main)
@@ -181,11 +182,12 @@ class Trainer:
         if self.dist.is_main:
             self.run_id = self.folder.start(self.config, self.split, self.inference_spec())
 
-    def bind_inputs(self) -> None:
+    def bind_inputs(self, check_inputs: bool = True) -> None:
         """This trainer to the run in its folder: the inputs it reads now must be those the run
-        recorded, and its run id is the one checkpoints must carry (RunFolder.bind)."""
+        recorded (unless ``check_inputs`` is False), and its run id is the one checkpoints must
+        carry (RunFolder.bind)."""
         if self.folder is not None:
-            self.run_id = self.folder.bind(self.config)
+            self.run_id = self.folder.bind(self.config, check_inputs)
 
     def inference_spec(self) -> dict:
         """What a trained model needs to take raw inputs without the training data: the input
@@ -259,8 +261,10 @@ class Trainer:
             self.ema.update_parameters(self.method.eval_model())
         return logs
 
-    def fit(self, resume: bool = False) -> dict:
-        self._prepare_out(resume)
+    def fit(self, resume: bool = False, check_inputs: bool = True) -> dict:
+        """Trains (``resume``: continues the run in its folder, whose recorded inputs must be
+        unchanged unless ``check_inputs`` is False) and returns the summary."""
+        self._prepare_out(resume, check_inputs)
         cfg = self.config
         # Each log is averaged over the steps that produced it (a phase may log keys others do not).
         sums: Dict[str, torch.Tensor] = {}
@@ -377,19 +381,27 @@ class Trainer:
         return summary
 
 
-def train(config: TrainConfig, resume: bool = False, **kwargs) -> dict:
+def train(config: TrainConfig, resume: bool = False, check_inputs: bool = True, **kwargs) -> dict:
     """Run one training job; returns the summary dict (also written to OUT/summary.json)."""
-    return Trainer(config, **kwargs).fit(resume=resume)
+    return Trainer(config, **kwargs).fit(resume=resume, check_inputs=check_inputs)
 
 
-def load_run(out: str, device: str = "auto", dataset: Optional[ArrayDataset] = None) -> Trainer:
+def load_run(out: str, device: str = "auto", dataset: Optional[ArrayDataset] = None,
+             check_inputs: bool = True) -> Trainer:
     """Rebuild the trainer of a finished or interrupted run from its folder, state restored.
-    Runs trained on in-memory arrays need the same ``dataset`` passed again."""
+    Runs trained on in-memory arrays need the same ``dataset`` passed again; the inputs it reads
+    must be those the run recorded (inputs.json) unless ``check_inputs`` is False."""
     path = os.path.join(out, CHECKPOINT)
+    delivered = [f for f in (ENSEMBLE_FILE, MODEL_FILE) if os.path.exists(os.path.join(out, f))]
+    if delivered and not os.path.exists(path):
+        kind = "an ensemble" if delivered[0] == ENSEMBLE_FILE else "a classical model"
+        raise ConfigError(f"{out} holds {kind} that mentor compare --fit-best delivered, not a training run with a "
+                          f"{CHECKPOINT}: its test-split figures are in its summary.json; use mentor predict, "
+                          "export or report with it")
     state = load_checkpoint(path, map_location=resolve_device(device))
     config = TrainConfig.from_dict({**state["config"], "out": out, "device": device, "progress": False})
     trainer = Trainer(config, dataset=dataset, load_weights=False)
-    trainer.bind_inputs()
+    trainer.bind_inputs(check_inputs)
     trainer._restore(state, training=False)
     return trainer
 

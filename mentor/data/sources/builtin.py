@@ -16,6 +16,24 @@ from ...registry import DATASETS
 from ..arrays import ArrayDataset
 
 
+def read_npz(path: str) -> dict:
+    """Every array of a .npz archive, numeric ones only (no pickles); a DataError naming the
+    problem otherwise."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not a .npz archive (a zip of .npy arrays, as np.savez writes): damaged, or "
+                        "another kind of file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise DataError(f"{path} holds object (pickled) arrays, which mentor does not load; save numeric "
+                            "arrays (np.savez(path, x_train=..., ...) with number dtypes)") from None
+        raise DataError(f"cannot read {path} as a .npz archive: {exc}") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path} as a .npz archive: {exc}") from None
+
+
 @DATASETS.register("npz")
 def load_npz(path: Optional[str], seed: int = 0, num_classes: Optional[int] = None) -> ArrayDataset:
     """Arrays in a NumPy .npz file: x_train, y_train, x_test, y_test, optionally x_unlabeled."""
@@ -23,11 +41,7 @@ def load_npz(path: Optional[str], seed: int = 0, num_classes: Optional[int] = No
         raise DataError("dataset 'npz' needs --data-path pointing to a .npz file")
     if not os.path.isfile(path):
         raise DataError(f"data file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path} as a .npz archive: {exc}") from None
+    arrays = read_npz(path)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise DataError(f"{path} lacks the array(s) {', '.join(missing)}; found {sorted(arrays)}")
@@ -38,6 +52,13 @@ def load_npz(path: Optional[str], seed: int = 0, num_classes: Optional[int] = No
         finite = y_all[np.isfinite(y_all)] if np.issubdtype(y_all.dtype, np.floating) else y_all
         # Non-integer or out-of-range labels are reported by validate_dataset with their values.
         num_classes = max(int(finite.max()) + 1, 2) if finite.size else 2
+        labels = np.unique(finite[finite >= 0])
+        if labels.size and np.all(labels == np.round(labels)) and labels.size < num_classes:
+            shown = ", ".join(f"{v:g}" for v in labels[:5]) + (", ..." if labels.size > 5 else "")
+            raise DataError(f"{path}: the labels are {shown} ({labels.size} distinct values), but classes are "
+                            f"numbered 0..C-1, so {num_classes - labels.size} of the classes 0..{num_classes - 1} "
+                            "have no example; renumber the labels (np.unique(y, return_inverse=True)) or give "
+                            "--data-hp num_classes=N")
     return ArrayDataset(
         name="npz",
         x_train=arrays["x_train"],
@@ -76,7 +97,10 @@ def load_digits(path: Optional[str] = None, seed: int = 0, test_fraction: float 
     x_train, x_test, y_train, y_test = train_test_split(
         x, bunch.target, test_size=test_fraction, stratify=bunch.target, random_state=seed
     )
-    return ArrayDataset("digits", x_train, y_train, x_test, y_test, num_classes=10)
+    # Raw inputs are the 0-16 pixel counts: inference.json keeps the scaling, so predict takes them as they are.
+    width = x.shape[1]
+    return ArrayDataset("digits", x_train, y_train, x_test, y_test, num_classes=10,
+                        feature_scaling={"mean": [0.0] * width, "std": [16.0] * width})
 
 
 def _bundled_table(name: str, loader, seed: int, test_fraction: float) -> ArrayDataset:
@@ -92,7 +116,8 @@ def _bundled_table(name: str, loader, seed: int, test_fraction: float) -> ArrayD
     std[std == 0] = 1.0
     scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
     return ArrayDataset(name, scale(x_train), y_train, scale(x_test), y_test,
-                        num_classes=int(bunch.target.max()) + 1)
+                        num_classes=int(bunch.target.max()) + 1,
+                        feature_scaling={"mean": mean.tolist(), "std": std.tolist()})  # for raw rows at predict
 
 
 @DATASETS.register("wine")

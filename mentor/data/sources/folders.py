@@ -166,7 +166,9 @@ def scan_folder(root: str, unlabeled_path: Optional[str] = None) -> FolderLayout
         unlabeled += _images_under(os.path.join(root, UNLABELED), ignored)
     if unlabeled_path:
         if not os.path.isdir(unlabeled_path):
-            raise DataError(f"unlabeled image folder not found: {unlabeled_path}")
+            raise DataError(f"--unlabeled-path {unlabeled_path}: " + (
+                "a file, not a folder; give the folder that holds the unlabeled images" if os.path.exists(unlabeled_path)
+                else "no such folder"))
         more = _images_under(unlabeled_path, ignored)
         if not more:
             raise DataError(f"{unlabeled_path} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
@@ -177,6 +179,8 @@ def scan_folder(root: str, unlabeled_path: Optional[str] = None) -> FolderLayout
 def _decode(path: str):
     from PIL import Image, UnidentifiedImageError
 
+    if os.path.getsize(path) == 0:
+        raise DataError(f"image file {path} is empty (0 bytes): remove it or put back the image")
     try:
         with Image.open(path) as image:
             image.load()
@@ -331,7 +335,8 @@ def load_image_folder(path: str, train_split: str = "train", test_split: str = "
         test_rows = np.arange(n_train, n_train + n_test)
     else:
         train_rows, test_rows = stratified_hold_out(labels[:n_train], test_fraction, seed, f"{root}: labeled images",
-                                                    "give a test/ folder beside train/, or more labeled images")
+                                                    "give a test/ folder beside train/, or more labeled images",
+                                                    class_names=[f"{c}/" for c in classes])
     unlabeled_rows = np.arange(n_train + n_test, len(files))
 
     def names(rows):

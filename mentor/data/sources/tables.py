@@ -32,6 +32,9 @@ def read_table(path: str) -> Tuple[List[str], List[List[str]]]:
     """(header, rows of cells as strings) of a .csv / .tsv or .parquet file."""
     if not path:
         raise DataError("dataset 'table' needs --data-path pointing to a .csv or .parquet file")
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder: a table is one .csv, .tsv or .parquet file (a folder of images is "
+                        "--dataset image_folder)")
     if not os.path.isfile(path):
         raise DataError(f"table file not found: {path}")
     if path.endswith(".parquet"):
@@ -155,7 +158,7 @@ class LabelColumn:
     def hold_out(self, test_fraction: float, seed: int):
         """(train rows, test rows): a seeded stratified share of the labeled rows for testing."""
         train, test = stratified_hold_out(self.y[self.labeled], test_fraction, seed, f"{self.path}: labeled rows",
-                                          "give --test-path or more labeled rows")
+                                          "give --test-path or more labeled rows", class_names=self.class_names)
         return self.labeled[train], self.labeled[test]
 
 
