@@ -212,7 +212,7 @@ def rules() -> str:
     from mentor.compare.stats import CHOICE_RULES
 
     header = ["problem", "held-out labels", *[f"{rule}: choice, regret" for rule in CHOICE_RULES],
-              "ensemble optimism", "AutoGluon test", "--fit-best delivered (rule validation): test"]
+              "ensemble optimism", "AutoGluon test", "--fit-best delivered (default rule): test"]
     bag_header = ["problem", *[f"{rule}: bag regret" for rule in CHOICE_RULES], "best bag on test",
                   "validation's choice: refit on every label / its bag"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -301,21 +301,33 @@ def deliveries(problems) -> str:
     header = ["problem", "ensemble: refit", "ensemble: bag", "single entry", "single: refit", "single: bag"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     wins = {"ensemble": [], "single": []}
+    measured = os.path.join(RESULTS, "deliver.json")
+    table = json.load(open(measured)) if os.path.exists(measured) else {}
     for problem in problems:
         out = os.path.join(RUNS, problem)
         if not os.path.exists(os.path.join(out, "compare.json")):
             continue
-        figures, single = {}, None
+        figures = {}
         for rule, kind in (("ensemble", "ensemble"), ("validation", "single")):
             for how in ("refit", "bag"):
                 record(["compare", *PROBLEMS[problem](), *entries(), "--fit-best", "--deliver", how, "--choice-rule",
                         rule, "--out", out, "--jobs", "2", "--resume", "--no-progress"])
                 result = json.load(open(os.path.join(out, "compare.json")))
-                figures[kind, how] = result["best"]["test_accuracy"]
-                single = single or (result["best"]["label"] if kind == "single" else None)
-            wins[kind].append(figures[kind, "refit"] - figures[kind, "bag"])
-        lines.append(f"| {problem} | {100 * figures['ensemble', 'refit']:.1f} | {100 * figures['ensemble', 'bag']:.1f} "
-                     f"| {single} | {100 * figures['single', 'refit']:.1f} | {100 * figures['single', 'bag']:.1f} |")
+                figures[f"{kind} {how}"] = result["best"]["test_accuracy"]
+                figures[f"{kind} label"] = result["best"]["label"]
+        table[problem] = figures
+        with open(measured, "w") as f:
+            json.dump(table, f, indent=1)
+        # leave the comparison's own delivery (the default rule and deliveries) in OUT/best again
+        record(["compare", *PROBLEMS[problem](), *entries(), "--fit-best", "--out", out, "--jobs", "2", "--resume",
+                "--no-progress"])
+    for problem in [p for p in PROBLEMS if p in table]:
+        figures = table[problem]
+        single = figures["single label"]
+        for kind in ("ensemble", "single"):
+            wins[kind].append(figures[f"{kind} refit"] - figures[f"{kind} bag"])
+        lines.append(f"| {problem} | {100 * figures['ensemble refit']:.1f} | {100 * figures['ensemble bag']:.1f} "
+                     f"| {single} | {100 * figures['single refit']:.1f} | {100 * figures['single bag']:.1f} |")
     lines.append("| **mean refit - bag** | " + " | ".join(
         [f"**{100 * statistics.mean(wins['ensemble']):+.2f}**" if wins["ensemble"] else "–", "", "",
          f"**{100 * statistics.mean(wins['single']):+.2f}**" if wins["single"] else "–", ""]) + " |")
@@ -329,7 +341,7 @@ def deliveries(problems) -> str:
 FORESTS = ["random_forest", "extra_trees", "random_forest:n_estimators=300", "extra_trees:n_estimators=300"]
 
 
-def trees(problems) -> str:
+def trees(problems, jobs: int = 2) -> str:
     """The forests at 100 and 300 trees on every problem's splits: validation (5 folds) and test."""
     from compare import record, resume_flag
 
@@ -338,9 +350,13 @@ def trees(problems) -> str:
     gains = {"val": [], "test": []}
     for problem in problems:
         out = os.path.join(RUNS, f"trees-{problem}")
-        record(["compare", *PROBLEMS[problem](), "--methods", "supervised", *FORESTS, "--out", out, "--jobs", "2",
+        record(["compare", *PROBLEMS[problem](), "--methods", "supervised", *FORESTS, "--out", out, "--jobs", str(jobs),
                 *resume_flag(out), "--no-progress"])
-        rows = {r["label"]: r for r in json.load(open(os.path.join(out, "compare.json")))["tables"]["all"]["rows"]}
+    for problem in PROBLEMS:  # the table: every problem with a run, those of earlier invocations too
+        path = os.path.join(RUNS, f"trees-{problem}", "compare.json")
+        if not os.path.exists(path):
+            continue
+        rows = {r["label"]: r for r in json.load(open(path))["tables"]["all"]["rows"]}
         cells = [problem]
         for forest in FORESTS:
             cells.append(f"{100 * rows[forest]['val']['accuracy']:.1f} / {100 * rows[forest]['test_accuracy']:.1f}")
@@ -376,7 +392,7 @@ def main() -> None:
     if args.what == "deliver":
         deliveries(problems)
     elif args.what == "trees":
-        trees(problems)
+        trees(problems, args.jobs)
     else:
         for problem in problems:
             run(problem, args.jobs)
