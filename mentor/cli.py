@@ -13,6 +13,9 @@ from .errors import ConfigError, MentorError
 from .options import parse_options, parse_value  # noqa: F401  (parse_value: part of the command line's API)
 
 
+NO_INPUT_CHECK = "do not check the run's inputs against its inputs.json (e.g. a run that has none)"
+
+
 def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> None:
     """Every flag defaults to "not given" so that a preset's value is overridden only by an
     explicit flag; the defaults shown are TrainConfig's. ``one_method`` False: no --method and
@@ -55,8 +58,7 @@ def add_train_arguments(p: argparse.ArgumentParser, one_method: bool = True) -> 
     add("--seed", type=int, help="seed of the run (default 0)")
     add("--split-seed", type=int, help="seed of the labeled split (default: --seed)")
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    add("--no-input-check", dest="check_inputs", action="store_false",
-        help="--resume without checking the inputs against the run's inputs.json (e.g. a run that has none)")
+    add("--no-input-check", dest="check_inputs", action="store_false", help=NO_INPUT_CHECK)
     add("--batch-size", type=int, help=f"labeled examples per step (default {d.batch_size})")
     add("--unlabeled-batch-size", type=int, help=f"unlabeled examples per step (default {d.unlabeled_batch_size})")
     add("--optimizer", choices=OPTIMIZERS)
@@ -321,8 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="re-evaluate a run folder's checkpoint on its test split")
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
-    p.add_argument("--no-input-check", dest="check_inputs", action="store_false",
-                   help="do not check the run's inputs against its inputs.json (e.g. a run that has none)")
+    p.add_argument("--no-input-check", dest="check_inputs", action="store_false", help=NO_INPUT_CHECK)
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("predict", help="a run's predictions on new inputs, as CSV (class and probabilities)")
     p.add_argument("run_dir")
@@ -353,8 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=65536, help="examples per shard file")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--no-input-check", dest="check_inputs", action="store_false",
-                   help="do not check the run's inputs against its inputs.json (e.g. a run that has none)")
+    p.add_argument("--no-input-check", dest="check_inputs", action="store_false", help=NO_INPUT_CHECK)
     p.set_defaults(func=cmd_pseudo_label)
     p = sub.add_parser("shards", help="write WebDataset tar shards (and a manifest: counts per class, image sizes, "
                        "checksums) from a built-in dataset, an image folder, a .npz/.npy array or a CSV; resumable")

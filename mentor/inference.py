@@ -467,7 +467,7 @@ def read_inputs(path: str, spec: dict) -> np.ndarray:
         return parse_features(columns, [[row[i] for i in order] for row in rows], -1, path)
     if path.endswith(".npy"):
         with open(path, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
+            if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
                 raise DataError(f"{path} is not a .npy array (as np.save writes): damaged, or another kind of file")
         try:
             return np.load(path, allow_pickle=False)

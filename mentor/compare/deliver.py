@@ -76,6 +76,14 @@ def _member_place(cell: str) -> str:
     return os.path.join("members", *cell.split("/")[1:])
 
 
+def _averaged_test(parts) -> Optional[tuple]:
+    """(true classes, predicted classes) of the weighted average of ``parts``' test probabilities
+    ((weight, a cell's predictions) each), or None where a part has none."""
+    if not all("test_proba" in p for _, p in parts) or not len(parts[0][1]["test_true"]):
+        return None
+    return parts[0][1]["test_true"], sum(w * p["test_proba"] for w, p in parts).argmax(1)
+
+
 def deliver_weighted(folder: str, sources, info: dict, test: Optional[tuple]) -> dict:
     """A weighted average of model folders into ``folder``: ``sources`` are (source folder, its
     place in ``folder``, entry, weight) with weights summing to 1; each member's model files are
@@ -124,10 +132,7 @@ def deliver_bag(folder: str, out: str, label: str, records: Dict[tuple, dict], s
     keys = sorted(k for k in records if k[0] == seed)
     names = [records[k]["cell"] for k in keys]
     sources = [(os.path.join(out, "cells", name), _member_place(name), label, 1.0 / len(names)) for name in names]
-    parts = [read_predictions(os.path.join(out, "cells", name)) for name in names]
-    test = None
-    if all("test_proba" in p for p in parts) and len(parts[0]["test_true"]):
-        test = (parts[0]["test_true"], np.mean([p["test_proba"] for p in parts], axis=0).argmax(1))
+    test = _averaged_test([(1.0 / len(names), read_predictions(os.path.join(out, "cells", name))) for name in names])
     info = {"kind": "ensemble", "entry": label, "deliver": "bag", "entry_kind": kind,
             "members": [{"entry": label, "weight": 1.0}], "cells": [list(k) for k in keys], "validation": validation,
             "test_accuracy_note": f"seed {seed}'s fold models on the dataset's test split, never used for the choice"}
@@ -141,10 +146,7 @@ def deliver_refit_ensemble(folder: str, refits: Dict[str, Tuple[str, dict]], des
     members = description["members"]
     sources = [(refits[m["entry"]][0], os.path.join("members", os.path.basename(refits[m["entry"]][0]), "all-labels"),
                 m["entry"], m["weight"]) for m in members]
-    parts = [(m["weight"], refits[m["entry"]][1]) for m in members]
-    test = None
-    if all("test_proba" in p for _, p in parts) and len(parts[0][1]["test_true"]):
-        test = (parts[0][1]["test_true"], sum(w * p["test_proba"] for w, p in parts).argmax(1))
+    test = _averaged_test([(m["weight"], refits[m["entry"]][1]) for m in members])
     info = {"kind": "ensemble", "entry": "ensemble", "deliver": "refit", "members": members,
             "validation": validation, "optimism": description.get("optimism"),
             "test_accuracy_note": "every member refitted on every label, on the dataset's test split, never used "
